@@ -1,0 +1,62 @@
+// Shared helpers for every native entry point: error translation and argument
+// reading. Model logic never lives in native/; this layer only moves tensors,
+// calls ATen and reports errors.
+#pragma once
+
+#include <napi.h>
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace extrema {
+
+using NativeFn = Napi::Value (*)(const Napi::CallbackInfo&);
+
+// Converts C++ exceptions into JS errors. c10 errors carry a C++ backtrace in
+// what(); JS callers get only the message.
+template <NativeFn F>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::TypeError& e) {
+    throw Napi::TypeError::New(info.Env(), e.what_without_backtrace());
+  } catch (const c10::IndexError& e) {
+    throw Napi::RangeError::New(info.Env(), e.what_without_backtrace());
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(info.Env(), e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  } catch (...) {
+    throw Napi::Error::New(info.Env(), "unknown native error");
+  }
+}
+
+template <NativeFn F>
+void Export(Napi::Env env, Napi::Object exports, const char* name) {
+  exports.Set(name, Napi::Function::New(env, Guarded<F>, name));
+}
+
+[[noreturn]] inline void ThrowType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, message);
+}
+
+int64_t ToInt64(const Napi::Value& v, const char* what);
+double ToDouble(const Napi::Value& v, const char* what);
+bool ToBool(const Napi::Value& v, const char* what);
+std::string ToString(const Napi::Value& v, const char* what);
+std::vector<int64_t> ToIntVector(const Napi::Value& v, const char* what);
+c10::Device ToDevice(const Napi::Value& v, const char* what);
+at::ScalarType ToScalarType(const Napi::Value& v, const char* what);
+std::string DescribeJs(const Napi::Value& v);
+
+// Per-feature registration, one per .cc file.
+void RegisterTensorTable(Napi::Env env, Napi::Object exports);
+void RegisterDispatch(Napi::Env env, Napi::Object exports);
+void RegisterTensorData(Napi::Env env, Napi::Object exports);
+void RegisterAutograd(Napi::Env env, Napi::Object exports);
+void RegisterRuntime(Napi::Env env, Napi::Object exports);
+
+}  // namespace extrema

@@ -1,0 +1,160 @@
+#include "tensor_table.h"
+
+#include "common.h"
+
+#include <cmath>
+
+namespace extrema {
+
+TensorTable& TensorTable::Current() {
+  static thread_local TensorTable table;
+  return table;
+}
+
+double TensorTable::Insert(at::Tensor tensor) {
+  uint32_t index;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    TORCH_CHECK(slots_.size() < kSlotMask, "too many live tensors (", slots_.size(), ")");
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  Slot& slot = slots_[index];
+  slot.used = true;
+  slot.storage = nullptr;
+  if (tensor.defined() && tensor.has_storage()) {
+    const c10::StorageImpl* impl = tensor.storage().unsafeGetStorageImpl();
+    StorageUse& use = storages_[impl];
+    if (use.holders++ == 0) {
+      use.bytes = static_cast<int64_t>(tensor.storage().nbytes());
+      live_bytes_ += use.bytes;
+      pending_delta_ += use.bytes;
+    }
+    slot.storage = impl;
+  }
+  slot.tensor = std::move(tensor);
+  ++live_;
+  return static_cast<double>((static_cast<uint64_t>(slot.generation) << kSlotBits) | index);
+}
+
+const TensorTable::Slot* TensorTable::Find(double id) const {
+  if (!(id >= 0) || std::trunc(id) != id || id > 9007199254740991.0) return nullptr;
+  uint64_t raw = static_cast<uint64_t>(id);
+  uint64_t index = raw & kSlotMask;
+  uint64_t generation = raw >> kSlotBits;
+  if (index >= slots_.size()) return nullptr;
+  const Slot& slot = slots_[index];
+  if (!slot.used || slot.generation != generation) return nullptr;
+  return &slot;
+}
+
+bool TensorTable::Contains(double id) const { return Find(id) != nullptr; }
+
+const at::Tensor& TensorTable::Get(double id) const {
+  const Slot* slot = Find(id);
+  TORCH_CHECK(slot != nullptr, "tensor handle ", id, " is not live (the tensor was disposed)");
+  return slot->tensor;
+}
+
+void TensorTable::Release(double id) {
+  const Slot* found = Find(id);
+  TORCH_CHECK(found != nullptr, "tensor handle ", id, " is not live (already disposed)");
+  Slot& slot = slots_[static_cast<uint64_t>(id) & kSlotMask];
+  if (slot.storage != nullptr) {
+    auto it = storages_.find(slot.storage);
+    if (it != storages_.end() && --it->second.holders == 0) {
+      live_bytes_ -= it->second.bytes;
+      pending_delta_ -= it->second.bytes;
+      storages_.erase(it);
+    }
+  }
+  slot.tensor.reset();
+  slot.storage = nullptr;
+  slot.used = false;
+  // Generations wrap after 2^29 reuses of one slot; ids stay below 2^53.
+  slot.generation = (slot.generation + 1) & ((1u << 29) - 1);
+  free_.push_back(static_cast<uint32_t>(&slot - slots_.data()));
+  --live_;
+}
+
+void FlushExternalMemory(Napi::Env env) {
+  TensorTable& table = TensorTable::Current();
+  int64_t pending = table.PendingDelta();
+  if (pending > (int64_t{1} << 20) || pending < -(int64_t{1} << 20)) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, table.TakeExternalDelta());
+  }
+}
+
+Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
+  if (!tensor.defined()) return env.Null();
+  double id = TensorTable::Current().Insert(std::move(tensor));
+  FlushExternalMemory(env);
+  return Napi::Number::New(env, id);
+}
+
+const at::Tensor& UnwrapTensor(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) {
+    ThrowType(v.Env(), std::string("Expected a tensor for ") + what + " but received " + DescribeJs(v));
+  }
+  double id = v.As<Napi::Number>().DoubleValue();
+  TensorTable& table = TensorTable::Current();
+  if (!table.Contains(id)) {
+    throw Napi::Error::New(v.Env(), std::string("Tensor passed as ") + what + " has been disposed");
+  }
+  return table.Get(id);
+}
+
+static Napi::Value Release(const Napi::CallbackInfo& info) {
+  TensorTable& table = TensorTable::Current();
+  double id = ToDouble(info[0], "tensor id");
+  if (!table.Contains(id)) {
+    throw Napi::Error::New(info.Env(), "Tensor has already been disposed");
+  }
+  table.Release(id);
+  FlushExternalMemory(info.Env());
+  return info.Env().Undefined();
+}
+
+// Frees many tensors in one crossing; ids that are no longer live are skipped
+// so a scope can release whatever it tracked without checking each first.
+static Napi::Value ReleaseMany(const Napi::CallbackInfo& info) {
+  TensorTable& table = TensorTable::Current();
+  if (info[0].IsTypedArray()) {
+    auto ids = info[0].As<Napi::Float64Array>();
+    for (size_t i = 0; i < ids.ElementLength(); ++i) {
+      if (table.Contains(ids[i])) table.Release(ids[i]);
+    }
+  } else {
+    auto ids = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < ids.Length(); ++i) {
+      double id = ids.Get(i).As<Napi::Number>().DoubleValue();
+      if (table.Contains(id)) table.Release(id);
+    }
+  }
+  FlushExternalMemory(info.Env());
+  return info.Env().Undefined();
+}
+
+static Napi::Value IsLive(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), TensorTable::Current().Contains(ToDouble(info[0], "tensor id")));
+}
+
+static Napi::Value LiveTensors(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(TensorTable::Current().Live()));
+}
+
+static Napi::Value LiveBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(TensorTable::Current().LiveBytes()));
+}
+
+void RegisterTensorTable(Napi::Env env, Napi::Object exports) {
+  Export<Release>(env, exports, "release");
+  Export<ReleaseMany>(env, exports, "releaseMany");
+  Export<IsLive>(env, exports, "isLive");
+  Export<LiveTensors>(env, exports, "liveTensors");
+  Export<LiveBytes>(env, exports, "liveBytes");
+}
+
+}  // namespace extrema
