@@ -1,0 +1,62 @@
+// Grad mode scopes and functional autograd.
+import { native } from '../native';
+import { Tensor } from '../tensor/tensor';
+
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const previous = native.setGradEnabled(enabled);
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new TypeError('noGrad()/enableGrad() take a synchronous function (grad mode is per thread)');
+    return result;
+  } finally {
+    native.setGradEnabled(previous);
+  }
+}
+
+/** Runs fn without recording operations for autograd. */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/** Runs fn with autograd recording on, even inside noGrad. */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+
+export function isGradEnabled(): boolean {
+  return native.isGradEnabled();
+}
+
+export function setGradEnabled(enabled: boolean): void {
+  native.setGradEnabled(enabled);
+}
+
+export interface GradOptions {
+  gradOutputs?: (Tensor | null)[];
+  retainGraph?: boolean;
+  createGraph?: boolean;
+  allowUnused?: boolean;
+}
+
+function handles(xs: readonly Tensor[], what: string): number[] {
+  if (!Array.isArray(xs)) throw new TypeError(`Expected an array of Tensors for "${what}"`);
+  return xs.map((x, i) => {
+    if (!(x instanceof Tensor)) throw new TypeError(`Expected a Tensor for "${what}[${i}]"`);
+    return x.id;
+  });
+}
+
+/** Gradients of outputs with respect to inputs, without touching .grad (torch.autograd.grad). */
+export function grad(outputs: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+  const outs = handles(Array.isArray(outputs) ? outputs : [outputs as Tensor], 'outputs');
+  const ins = handles(Array.isArray(inputs) ? inputs : [inputs as Tensor], 'inputs');
+  const gradOutputs = options.gradOutputs ? options.gradOutputs.map((g) => (g === null ? null : g.id)) : null;
+  const result = native.grad(outs, ins, gradOutputs, options.retainGraph, options.createGraph ?? false, options.allowUnused ?? false);
+  return result.map((h) => (h === null ? null : Tensor._wrap(h)));
+}
+
+/** Accumulates gradients of several outputs into the leaves' .grad (torch.autograd.backward). */
+export function backward(outputs: readonly Tensor[], gradients?: readonly (Tensor | null)[], options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+  native.backward(handles(outputs, 'outputs'), gradients ? gradients.map((g) => (g === null ? null : g.id)) : null,
+    options.retainGraph, options.createGraph ?? false, null);
+}

@@ -1,0 +1,25 @@
+// Public API of the extrema package.
+export { Tensor, isTensor, type Shape, type NestedArray, type ToOptions } from './tensor/tensor';
+export { type DType, type FloatDType, type IntDType, DTYPES, isDType, itemSize, isFloating, type TypedArrayOf, type AnyTypedArray } from './tensor/dtype';
+export { type Device } from './tensor/device';
+export { type Scalar, type MemoryFormat } from './tensor/op-runtime';
+export {
+  zeros, ones, empty, full, eye, arange, linspace, rand, randn, randint, randperm,
+  zerosLike, onesLike, fullLike, emptyLike, randLike, randnLike, fromTypedArray, tensor, scalarTensor,
+  type CreateOptions, type RandomOptions,
+} from './tensor/creation';
+export { slice, type IndexSpec, type Slice } from './tensor/indexing';
+export { scope, keep, scopeDepth } from './tensor/scope';
+export {
+  cat, stack, where, einsum, matmul, linear, conv2d, softmax, logSoftmax, layerNorm, gelu, relu, dropout,
+  scaledDotProductAttention, normalize, crossEntropy, mseLoss, cosineSimilarity, oneHot,
+  type Conv2dOptions, type AttentionOptions, type CrossEntropyOptions, type Reduction,
+} from './tensor/functional';
+export * as functional from './tensor/functional';
+/** Every ATen operator overload, generated from libtorch's schemas. */
+export * as aten from './tensor/ops.generated';
+export * as autograd from './autograd';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd';
+export { Generator, manualSeed } from './runtime/generator';
+export { cuda, synchronize, setNumThreads, getNumThreads, setNumInteropThreads, memory, versions, autocast, isAutocastEnabled } from './runtime/device-runtime';
+export { saveSafetensors, loadSafetensors, serializeSafetensors, parseSafetensors, writeFileAtomic, SafetensorsError, type SafetensorsContent } from './io/safetensors';
