@@ -1,0 +1,39 @@
+'use strict';
+// The tests compare against PyTorch in Python (torch, numpy, safetensors).
+// This makes sure an interpreter has them: the system python3, or the
+// project-local .libtorch/site, installing what is missing there with pip.
+const { spawnSync } = require('node:child_process');
+const path = require('node:path');
+const fs = require('node:fs');
+const { LOCAL_SITE } = require('./torch-locate');
+
+const python = process.env.PYTHON || 'python3';
+const probe = 'import torch, numpy, safetensors';
+
+function works(extra) {
+  const env = { ...process.env };
+  if (extra) env.PYTHONPATH = extra + (env.PYTHONPATH ? path.delimiter + env.PYTHONPATH : '');
+  return spawnSync(python, ['-c', probe], { env, stdio: 'ignore' }).status === 0;
+}
+
+function localIndexArgs() {
+  const r = spawnSync(python, ['-m', 'pip', 'config', 'list'], { encoding: 'utf8' });
+  const urls = [];
+  for (const line of (r.stdout || '').split('\n')) {
+    const m = /index-url='([^']*)'/.exec(line);
+    if (m) for (const u of m[1].split(/\s+/)) if (u.startsWith('file://')) urls.push(u);
+  }
+  return urls.length ? ['--index-url', urls[0], ...urls.slice(1).flatMap((u) => ['--extra-index-url', u])] : [];
+}
+
+if (works(null)) process.exit(0);
+if (works(LOCAL_SITE)) process.exit(0);
+const torchThere = fs.existsSync(path.join(LOCAL_SITE, 'torch'));
+const wanted = ['numpy', 'safetensors'];
+if (!torchThere) wanted.unshift(process.env.EXTREMA_TORCH_SPEC || 'torch==2.13.0+cpu');
+console.error(`[extrema] installing the test oracle (${wanted.join(', ')}) into ${path.relative(process.cwd(), LOCAL_SITE)}`);
+const r = spawnSync(python, ['-m', 'pip', 'install', '--target', LOCAL_SITE, ...localIndexArgs(), ...wanted], { stdio: 'inherit' });
+if (r.status !== 0 || !works(LOCAL_SITE)) {
+  console.error('[extrema] could not install torch, numpy and safetensors for python3; the tests need them');
+  process.exit(1);
+}

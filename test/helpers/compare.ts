@@ -1,0 +1,39 @@
+// Value comparison with the tolerances of torch.testing.assert_close.
+import * as assert from 'node:assert/strict';
+import type { Tensor } from '../../lib';
+
+export interface Tolerance {
+  rtol?: number;
+  atol?: number;
+}
+
+export function assertClose(actual: Tensor, expected: Tensor, what: string, tol: Tolerance = {}): void {
+  assert.deepEqual(actual.shape, expected.shape, `${what}: shape`);
+  assert.equal(actual.dtype, expected.dtype, `${what}: dtype`);
+  const rtol = tol.rtol ?? 1.3e-6;
+  const atol = tol.atol ?? 1e-5;
+  const a = toNumbers(actual);
+  const e = toNumbers(expected);
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as number;
+    const y = e[i] as number;
+    if (Number.isNaN(x) && Number.isNaN(y)) continue;
+    if (x === y) continue;
+    const excess = Math.abs(x - y) - (atol + rtol * Math.abs(y));
+    if (!(excess <= 0) && (worst < 0 || excess > worstExcess || Number.isNaN(excess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  if (worst >= 0) {
+    assert.fail(`${what}: element ${worst} is ${a[worst]} but expected ${e[worst]} (rtol ${rtol}, atol ${atol})`);
+  }
+}
+
+function toNumbers(t: Tensor): number[] {
+  const src = t.dtype === 'float16' || t.dtype === 'bfloat16' ? t.to('float32') : t;
+  const arr = src.toTypedArray();
+  return Array.from(arr as ArrayLike<number | bigint>, (v) => (typeof v === 'bigint' ? Number(v) : v));
+}
