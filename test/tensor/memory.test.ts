@@ -1,0 +1,98 @@
+// Lifetime: scopes free what they create, keep() and returns survive,
+// dispose is final, and a long training loop runs flat in tensors and RSS.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as et from '../../lib';
+
+test('scope frees intermediates and hands results to the enclosing scope', () => {
+  const before = et.memory().liveTensors;
+  const kept: et.Tensor[] = [];
+  const result = et.scope(() => {
+    const a = et.ones([100]);
+    const b = a.mul(2).add(1);
+    kept.push(et.keep(a.sum()));
+    return { b, list: [b.neg()] };
+  });
+  assert.equal(et.memory().liveTensors, before + 3);
+  assert.equal(et.scope(() => result.b.index(0).item()), 3);
+  assert.equal(kept[0]!.item(), 100);
+  result.b.dispose();
+  result.list[0]!.dispose();
+  kept[0]!.dispose();
+  assert.equal(et.memory().liveTensors, before);
+});
+
+test('nested scopes move returned tensors outward, throws still free', () => {
+  const before = et.memory().liveTensors;
+  const outer = et.scope(() => {
+    const inner = et.scope(() => et.ones([3]).mul(3));
+    assert.equal(et.scopeDepth(), 1);
+    return inner.add(1);
+  });
+  assert.deepEqual(outer.toArray(), [4, 4, 4]);
+  outer.dispose();
+  assert.throws(() => et.scope(() => {
+    et.ones([10]);
+    throw new Error('boom');
+  }), /boom/);
+  assert.equal(et.memory().liveTensors, before);
+  assert.throws(() => et.scope(() => Promise.resolve(1) as unknown as number), /synchronous/);
+});
+
+test('liveBytes counts each storage once, views included', () => {
+  const base = et.memory().liveBytes;
+  const a = et.zeros([1024]);
+  const v = a.view(32, 32);
+  assert.equal(et.memory().liveBytes - base, 4096);
+  a.dispose();
+  assert.equal(et.memory().liveBytes - base, 4096, 'the view keeps the storage alive');
+  v.dispose();
+  assert.equal(et.memory().liveBytes, base);
+});
+
+test('use after dispose throws a clear error; dispose is idempotent', () => {
+  const a = et.ones([2]);
+  a.dispose();
+  a.dispose();
+  assert.equal(a.isDisposed, true);
+  assert.throws(() => a.add(1), /disposed/);
+  assert.throws(() => a.shape, /disposed/);
+  assert.throws(() => et.cat([et.ones([1]), a]), /disposed/);
+  {
+    using b = et.ones([2]);
+    assert.equal(b.sum().item(), 2);
+  }
+});
+
+test('10,000 forward+backward steps in scopes keep live tensors and RSS flat', () => {
+  const gen = et.Generator.create(0);
+  const w1 = et.randn([32, 64], { generator: gen }).mul(0.1).requiresGrad_();
+  const w2 = et.randn([64, 10], { generator: gen }).mul(0.1).requiresGrad_();
+  const x = et.randn([16, 32], { generator: gen });
+  const y = et.randint(0, 10, [16], { generator: gen });
+  const params = [w1, w2];
+  let tensorsAt1000 = 0;
+  let rssAt2000 = 0;
+  let firstLoss = 0;
+  let lastLoss = 0;
+  for (let i = 0; i < 10000; i++) {
+    et.scope(() => {
+      const loss = et.crossEntropy(x.matmul(w1).relu().matmul(w2), y);
+      loss.backward();
+      et.noGrad(() => {
+        for (const p of params) {
+          p.sub_(p.grad!, 0.05);
+          p.grad = null;
+        }
+      });
+      if (i === 0) firstLoss = loss.item();
+      if (i === 9999) lastLoss = loss.item();
+    });
+    if (i === 1000) tensorsAt1000 = et.memory().liveTensors;
+    if (i === 2000) rssAt2000 = process.memoryUsage().rss;
+  }
+  const growth = process.memoryUsage().rss - rssAt2000;
+  assert.equal(et.memory().liveTensors, tensorsAt1000, 'live tensors after 10,000 steps');
+  assert.ok(growth < 16 * 1024 * 1024, `RSS grew ${(growth / 1048576).toFixed(1)} MiB over 8,000 steps`);
+  assert.ok(lastLoss < firstLoss * 0.5, `the MLP learned (loss ${firstLoss.toFixed(3)} -> ${lastLoss.toFixed(3)})`);
+});
