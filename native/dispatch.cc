@@ -168,9 +168,9 @@ void PushArg(torch::jit::Stack& stack, const ArgSpec& spec, const Napi::Value& v
   }
 }
 
-Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {
+Napi::Value FromIValue(Napi::Env env, c10::IValue& v) {
+  if (v.isTensor()) return WrapTensor(env, std::move(v).toTensor());  // no refcount round trip
   if (v.isNone()) return env.Null();
-  if (v.isTensor()) return WrapTensor(env, v.toTensor());
   if (v.isInt()) return Napi::Number::New(env, static_cast<double>(v.toInt()));
   if (v.isDouble()) return Napi::Number::New(env, v.toDouble());
   if (v.isBool()) return Napi::Boolean::New(env, v.toBool());
@@ -181,13 +181,19 @@ Napi::Value FromIValue(Napi::Env env, const c10::IValue& v) {
   if (v.isList()) {
     auto list = v.toListRef();
     auto out = Napi::Array::New(env, list.size());
-    for (size_t i = 0; i < list.size(); ++i) out.Set(static_cast<uint32_t>(i), FromIValue(env, list[i]));
+    for (size_t i = 0; i < list.size(); ++i) {
+      c10::IValue item = list[i];
+      out.Set(static_cast<uint32_t>(i), FromIValue(env, item));
+    }
     return out;
   }
   if (v.isTuple()) {
     const auto& elems = v.toTupleRef().elements();
     auto out = Napi::Array::New(env, elems.size());
-    for (size_t i = 0; i < elems.size(); ++i) out.Set(static_cast<uint32_t>(i), FromIValue(env, elems[i]));
+    for (size_t i = 0; i < elems.size(); ++i) {
+      c10::IValue item = elems[i];
+      out.Set(static_cast<uint32_t>(i), FromIValue(env, item));
+    }
     return out;
   }
   TORCH_CHECK(false, "cannot return a value of type ", v.tagKind(), " to JS");

@@ -9,6 +9,19 @@
 namespace extrema {
 namespace {
 
+// Large copies go through ATen's parallel copy kernel; small ones are a memcpy.
+void CopyBytes(void* dst, const void* src, size_t n) {
+  if (n < (size_t{1} << 18)) {
+    std::memcpy(dst, src, n);
+    return;
+  }
+  auto opts = at::TensorOptions().dtype(at::kByte);
+  at::Tensor to = at::from_blob(dst, {static_cast<int64_t>(n)}, opts);
+  at::Tensor from = at::from_blob(const_cast<void*>(src), {static_cast<int64_t>(n)}, opts);
+  c10::AutoGradMode no_grad(false);
+  to.copy_(from);
+}
+
 // fromBuffer(typedArray, shape, dtypeCode) -> id. Copies: JS may reuse or
 // detach its buffer afterwards.
 Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
@@ -31,7 +44,7 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   }
   if (expected > 0) {
     auto* src = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-    std::memcpy(t.data_ptr(), src, expected);
+    CopyBytes(t.data_ptr(), src, expected);
   }
   return WrapTensor(env, std::move(t));
 }
@@ -45,7 +58,7 @@ at::Tensor ContiguousCpu(const at::Tensor& t) {
 
 Napi::ArrayBuffer CopyOut(Napi::Env env, const at::Tensor& c) {
   auto buffer = Napi::ArrayBuffer::New(env, c.nbytes());
-  if (c.nbytes() > 0) std::memcpy(buffer.Data(), c.data_ptr(), c.nbytes());
+  if (c.nbytes() > 0) CopyBytes(buffer.Data(), c.data_ptr(), c.nbytes());
   return buffer;
 }
 

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <cmath>
+#include <unordered_set>
 
 namespace extrema {
 
@@ -23,16 +24,12 @@ double TensorTable::Insert(at::Tensor tensor) {
   }
   Slot& slot = slots_[index];
   slot.used = true;
-  slot.storage = nullptr;
-  if (tensor.defined() && tensor.has_storage()) {
-    const c10::StorageImpl* impl = tensor.storage().unsafeGetStorageImpl();
-    StorageUse& use = storages_[impl];
-    if (use.holders++ == 0) {
-      use.bytes = static_cast<int64_t>(tensor.storage().nbytes());
-      live_bytes_ += use.bytes;
-      pending_delta_ += use.bytes;
-    }
-    slot.storage = impl;
+  slot.reported_bytes = 0;
+  // A storage nobody else holds is memory this handle brought into being;
+  // views of existing storages add nothing. V8 only uses this as a GC hint.
+  if (tensor.defined() && tensor.has_storage() && tensor.storage().use_count() == 1) {
+    slot.reported_bytes = static_cast<int64_t>(tensor.storage().nbytes());
+    pending_delta_ += slot.reported_bytes;
   }
   slot.tensor = std::move(tensor);
   ++live_;
@@ -50,6 +47,17 @@ const TensorTable::Slot* TensorTable::Find(double id) const {
   return &slot;
 }
 
+int64_t TensorTable::LiveBytes() const {
+  std::unordered_set<const c10::StorageImpl*> seen;
+  int64_t total = 0;
+  for (const Slot& slot : slots_) {
+    if (!slot.used || !slot.tensor.defined() || !slot.tensor.has_storage()) continue;
+    const c10::StorageImpl* impl = slot.tensor.storage().unsafeGetStorageImpl();
+    if (seen.insert(impl).second) total += static_cast<int64_t>(impl->nbytes());
+  }
+  return total;
+}
+
 bool TensorTable::Contains(double id) const { return Find(id) != nullptr; }
 
 const at::Tensor& TensorTable::Get(double id) const {
@@ -62,16 +70,9 @@ void TensorTable::Release(double id) {
   const Slot* found = Find(id);
   TORCH_CHECK(found != nullptr, "tensor handle ", id, " is not live (already disposed)");
   Slot& slot = slots_[static_cast<uint64_t>(id) & kSlotMask];
-  if (slot.storage != nullptr) {
-    auto it = storages_.find(slot.storage);
-    if (it != storages_.end() && --it->second.holders == 0) {
-      live_bytes_ -= it->second.bytes;
-      pending_delta_ -= it->second.bytes;
-      storages_.erase(it);
-    }
-  }
+  pending_delta_ -= slot.reported_bytes;
+  slot.reported_bytes = 0;
   slot.tensor.reset();
-  slot.storage = nullptr;
   slot.used = false;
   // Generations wrap after 2^29 reuses of one slot; ids stay below 2^53.
   slot.generation = (slot.generation + 1) & ((1u << 29) - 1);

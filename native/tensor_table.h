@@ -8,7 +8,6 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 namespace extrema {
@@ -24,7 +23,8 @@ class TensorTable {
   void Release(double id);
 
   size_t Live() const { return live_; }
-  int64_t LiveBytes() const { return live_bytes_; }
+  // Bytes of the distinct storages held; walks the table (diagnostics only).
+  int64_t LiveBytes() const;
   // Bytes created or freed since the last call, for V8's external memory.
   int64_t TakeExternalDelta() {
     int64_t d = pending_delta_;
@@ -36,13 +36,9 @@ class TensorTable {
  private:
   struct Slot {
     at::Tensor tensor;
-    const c10::StorageImpl* storage = nullptr;
+    int64_t reported_bytes = 0;  // what this slot told V8 it holds
     uint32_t generation = 0;
     bool used = false;
-  };
-  struct StorageUse {
-    int64_t holders = 0;
-    int64_t bytes = 0;
   };
   static constexpr uint64_t kSlotBits = 24;
   static constexpr uint64_t kSlotMask = (uint64_t{1} << kSlotBits) - 1;
@@ -51,9 +47,7 @@ class TensorTable {
 
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_;
-  std::unordered_map<const c10::StorageImpl*, StorageUse> storages_;
   size_t live_ = 0;
-  int64_t live_bytes_ = 0;
   int64_t pending_delta_ = 0;
 };
 

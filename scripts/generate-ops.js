@@ -152,7 +152,9 @@ function generate() {
   const text = header.concat(lines).join('\n');
   // keep unused-import checks quiet for helpers a given torch may not need
   const used = "void [$t, $ot, $tl, $otl, $dt, $mf, $dv, $gn, $T, $Ts, $M];\nexport type { Scalar, MemoryFormat, DType, Device, Generator };\n";
-  fs.writeFileSync(path.join(ROOT, 'lib', 'tensor', 'ops.generated.ts'), text + used);
+  const outIndex = process.argv.indexOf('--out');
+  const target = outIndex > 0 ? process.argv[outIndex + 1] : path.join(ROOT, 'lib', 'tensor', 'ops.generated.ts');
+  fs.writeFileSync(target, text + used);
   console.log(`wrote ${slot} operators (${skipped} skipped)`);
 }
 

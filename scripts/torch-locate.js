@@ -35,7 +35,19 @@ function describe(root, source) {
     configDir: path.join(root, 'share', 'cmake', 'Torch'),
     includeDirs: [path.join(root, 'include'), path.join(root, 'include', 'torch', 'csrc', 'api', 'include')],
     libDir: path.join(root, 'lib'),
+    // What to link for node-gyp; CUDA libraries are forced in (the addon
+    // names no CUDA symbol, but must load them to see CUDA devices).
+    libs: linkFlags(path.join(root, 'lib')),
   };
+}
+
+function linkFlags(libDir) {
+  const has = (name) => fs.existsSync(path.join(libDir, `lib${name}.so`)) || fs.existsSync(path.join(libDir, `${name}.lib`)) || fs.existsSync(path.join(libDir, `lib${name}.dylib`));
+  const flags = [`-L${libDir}`, '-ltorch', '-ltorch_cpu', '-lc10'];
+  const cuda = ['torch_cuda', 'c10_cuda'].filter(has);
+  if (cuda.length > 0 && process.platform === 'linux') flags.push('-Wl,--no-as-needed', ...cuda.map((l) => `-l${l}`), '-Wl,--as-needed');
+  if (process.platform !== 'win32') flags.push(`-Wl,-rpath,${libDir}`);
+  return flags;
 }
 
 function fromEnvironment() {
@@ -114,7 +126,7 @@ module.exports = { locateTorch, LOCAL_SITE, ROOT };
 // node scripts/torch-locate.js <field>: prints one field, for binding.gyp.
 if (require.main === module) {
   try {
-    const t = locateTorch({ install: process.argv[2] === 'root' });
+    const t = locateTorch();
     const field = process.argv[2] || 'root';
     const value = t[field === 'include' ? 'includeDirs' : field];
     console.log(Array.isArray(value) ? value.join(' ') : value);

@@ -40,7 +40,7 @@ export class Tensor implements Owned {
   /** @internal handle in the native table; -1 once disposed */
   _id: Handle;
   /** @internal */ _kept = false;
-  /** @internal */ _registered = false;
+  /** @internal */ _registered = 0;
   private _shape: number[] | undefined;
   private _dtype: DType | undefined;
 
