@@ -3,10 +3,25 @@
 import * as aten from './ops.generated';
 import { describe } from './dtype';
 import { Tensor } from './tensor';
+import { native } from '../native';
 
 function needTensor(x: unknown, what: string, fn: string): Tensor {
   if (!(x instanceof Tensor)) throw new TypeError(`Expected a Tensor for "${what}" of ${fn} but received ${describe(x)}`);
   return x;
+}
+
+/** Parameters must match the input's dtype, except under autocast, which casts them itself. */
+function sameDType(input: Tensor, param: Tensor | null | undefined, what: string, fn: string): void {
+  if (param === null || param === undefined) return;
+  if (param.dtype !== input.dtype && !autocastActive(input)) {
+    throw new TypeError(`Expected a tensor of dtype ${input.dtype} for "${what}" of ${fn} but received ${param.dtype}`);
+  }
+}
+
+function autocastActive(input: Tensor): boolean {
+  const device = input.device;
+  const i = device.indexOf(':');
+  return native.autocastState(i < 0 ? device : device.slice(0, i))[0];
 }
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
@@ -40,6 +55,8 @@ export function linear(input: Tensor, weight: Tensor, bias?: Tensor | null): Ten
   needTensor(input, 'input', 'linear');
   const w = needTensor(weight, 'weight', 'linear');
   if (w.ndim !== 2) throw new TypeError(`Expected a 2-D "weight" for linear but received shape [${w.shape.join(', ')}]`);
+  sameDType(input, w, 'weight', 'linear');
+  sameDType(input, bias, 'bias', 'linear');
   const inFeatures = input.size(-1);
   if (w.size(1) !== inFeatures) {
     throw new TypeError(`linear: input has ${inFeatures} features but weight expects ${w.size(1)} (weight shape [${w.shape.join(', ')}])`);
@@ -60,6 +77,8 @@ export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, o: C
   if (input.ndim !== 4 && input.ndim !== 3) {
     throw new TypeError(`Expected a 3-D or 4-D "input" for conv2d but received shape [${input.shape.join(', ')}]`);
   }
+  sameDType(input, weight, 'weight', 'conv2d');
+  sameDType(input, bias, 'bias', 'conv2d');
   return aten.conv2d(input, weight, bias ?? null, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1);
 }
 
@@ -77,6 +96,8 @@ export function layerNorm(input: Tensor, normalizedShape: readonly number[], wei
   if (normalizedShape.length > shape.length || tail.some((d, i) => d !== normalizedShape[i])) {
     throw new TypeError(`layerNorm: normalizedShape [${normalizedShape.join(', ')}] does not match the end of input shape [${shape.join(', ')}]`);
   }
+  sameDType(input, weight, 'weight', 'layerNorm');
+  sameDType(input, bias, 'bias', 'layerNorm');
   return aten.layer_norm(input, normalizedShape, weight ?? null, bias ?? null, eps);
 }
 

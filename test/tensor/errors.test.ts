@@ -20,6 +20,9 @@ test('dtype and device problems are reported in JS terms', () => {
   assert.throws(() => et.crossEntropy(et.zeros([2, 3]), et.zeros([2])), /Expected|expected/);
   assert.throws(() => et.autocast('cpu', 'float32', () => 1), /float16 or bfloat16/);
   assert.throws(() => et.zeros([2]).gather(0, et.zeros([2])), /int64|Long/i);
+  assert.throws(() => et.linear(et.zeros([2, 3]), et.zeros([4, 3], { dtype: 'int64' })), /Expected a tensor of dtype float32 for "weight" of linear but received int64/);
+  assert.throws(() => et.conv2d(et.zeros([1, 1, 4, 4]), et.zeros([1, 1, 2, 2], { dtype: 'float64' })), /dtype float32 for "weight" of conv2d but received float64/);
+  assert.equal(et.autocast('cpu', 'bfloat16', () => et.linear(et.zeros([2, 3], { dtype: 'bfloat16' }), et.zeros([4, 3])).dtype), 'bfloat16');
 });
 
 test('wrong argument types are caught before crossing into C++', () => {
