@@ -45,7 +45,7 @@ const ours: Record<string, number> = {
   }, 20000),
   matmul1024: best((n) => {
     for (let i = 0; i < n; i++) m1.matmul(m2).dispose();
-  }, 20, 3),
+  }, 20, 7),
   from_typed_1k: best((n) => {
     for (let i = 0; i < n; i++) et.fromTypedArray(small, [1024]).dispose();
   }, 100000),

@@ -81,7 +81,7 @@ results = {
     "small_add": best(small_add, 200000),
     "inplace_add": best(inplace_add, 200000),
     "chain12": best(chain12, 20000),
-    "matmul1024": best(matmul, 20, 3),
+    "matmul1024": best(matmul, 20, 7),
     "from_typed_1k": best(from_small, 100000),
     "from_typed_1m": best(from_large, 500),
 }

@@ -50,6 +50,7 @@ export interface NativeBinding {
   call(op: number, ...args: unknown[]): unknown;
   listOps(): OpInfo[];
   opSchema(op: number): string;
+  opIsFast(op: number): boolean;
   // data and metadata
   fromBuffer(data: ArrayBufferView, shape: number[], dtypeCode: number): Handle;
   toBuffer(id: Handle): ArrayBuffer;

@@ -47,7 +47,11 @@ test('the native layer itself rejects bad handles and arguments with JS errors',
   const a = et.ones([1]);
   assert.throws(() => native.call(add, a.id, 12345.5), /disposed|Expected/);
   assert.throws(() => native.call(add, a.id, 'nope'), /Expected a tensor for argument 'other' of aten::add.Tensor but received the string "nope"/);
-  assert.throws(() => native.call(add, a.id), /Missing required argument 'other'/);
+  assert.throws(() => native.call(add, a.id), /Missing required argument 'other'|Expected a tensor for argument 'other' of aten::add.Tensor but received undefined/);
+  const view = native.lookupOp('aten::view', '');
+  assert.throws(() => native.call(view, a.id), /Missing required argument 'size' of aten::view/);
+  assert.equal(native.opIsFast(add), true, 'add.Tensor takes the unboxed fast path');
+  assert.equal(native.opIsFast(view), false);
   assert.throws(() => native.call(add, a.id, a.id, 1, 2, 3), /takes 3 arguments but received 5/);
   assert.throws(() => native.release(123456789), /already been disposed/);
   assert.throws(() => native.fromBuffer(new Float32Array(2), [3], 6), /Expected 12 bytes/);
