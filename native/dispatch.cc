@@ -35,7 +35,8 @@ using S = c10::Scalar;
 // that costs ~150-250 ns of a ~1 us small op. typed() verifies the C++
 // signature against the registered kernels at lookup; on any mismatch the
 // operator simply stays on the boxed path.
-enum class Fast : uint8_t { None, F_T, F_TT, F_TTS, F_TS, F_TSS, I_T, I_TT, I_TTS, I_TS, I_TSS };
+enum class Fast : uint8_t { None, F_T, F_TT, F_TTS, F_TS, F_TSS, F_TD, F_TI, F_TII, F_TID, I_T, I_TT, I_TTS, I_TS, I_TSS };
+using D = std::optional<c10::ScalarType>;
 
 struct FastHandles {
   std::optional<c10::TypedOperatorHandle<T(const T&)>> f_t;
@@ -43,6 +44,10 @@ struct FastHandles {
   std::optional<c10::TypedOperatorHandle<T(const T&, const T&, const S&)>> f_tts;
   std::optional<c10::TypedOperatorHandle<T(const T&, const S&)>> f_ts;
   std::optional<c10::TypedOperatorHandle<T(const T&, const S&, const S&)>> f_tss;
+  std::optional<c10::TypedOperatorHandle<T(const T&, D)>> f_td;
+  std::optional<c10::TypedOperatorHandle<T(const T&, int64_t)>> f_ti;
+  std::optional<c10::TypedOperatorHandle<T(const T&, int64_t, int64_t)>> f_tii;
+  std::optional<c10::TypedOperatorHandle<T(const T&, int64_t, D)>> f_tid;
   std::optional<c10::TypedOperatorHandle<T&(T&)>> i_t;
   std::optional<c10::TypedOperatorHandle<T&(T&, const T&)>> i_tt;
   std::optional<c10::TypedOperatorHandle<T&(T&, const T&, const S&)>> i_tts;
@@ -250,13 +255,23 @@ void SelectFastPath(OpEntry& entry) {
   std::string shape;
   for (size_t i = 0; i < args.size(); ++i) {
     const ArgSpec& spec = entry.args[i];
-    if (spec.optional) return;
     if (i > 0 && args[i].alias_info() && args[i].alias_info()->isWrite()) return;
-    if (spec.kind == Kind::Tensor) shape += 'T';
-    else if (spec.kind == Kind::Scalar) shape += 'S';
-    else return;
-    // only trailing Scalars may be left to their defaults
-    if (spec.kind == Kind::Scalar && spec.default_value && !spec.default_value->isScalar()) return;
+    const c10::TypePtr& real = args[i].real_type();
+    if (auto opt = real->cast<c10::OptionalType>()) {
+      // ScalarType? dtype=None is the only optional a fast signature takes
+      if (opt->getElementType()->kind() != c10::TypeKind::ScalarTypeType) return;
+      shape += 'D';
+    } else if (real->kind() == c10::TypeKind::TensorType) {
+      shape += 'T';
+    } else if (real->kind() == c10::TypeKind::NumberType) {
+      if (spec.default_value && !spec.default_value->isScalar()) return;
+      shape += 'S';
+    } else if (real->kind() == c10::TypeKind::IntType) {
+      if (spec.default_value && !spec.default_value->isInt()) return;
+      shape += 'I';
+    } else {
+      return;
+    }
   }
   try {
     const auto& h = entry.handle;
@@ -266,6 +281,10 @@ void SelectFastPath(OpEntry& entry) {
       else if (shape == "TTS") { entry.typed.f_tts = h.typed<T(const T&, const T&, const S&)>(); entry.fast = Fast::F_TTS; }
       else if (shape == "TS") { entry.typed.f_ts = h.typed<T(const T&, const S&)>(); entry.fast = Fast::F_TS; }
       else if (shape == "TSS") { entry.typed.f_tss = h.typed<T(const T&, const S&, const S&)>(); entry.fast = Fast::F_TSS; }
+      else if (shape == "TD") { entry.typed.f_td = h.typed<T(const T&, D)>(); entry.fast = Fast::F_TD; }
+      else if (shape == "TI") { entry.typed.f_ti = h.typed<T(const T&, int64_t)>(); entry.fast = Fast::F_TI; }
+      else if (shape == "TII") { entry.typed.f_tii = h.typed<T(const T&, int64_t, int64_t)>(); entry.fast = Fast::F_TII; }
+      else if (shape == "TID") { entry.typed.f_tid = h.typed<T(const T&, int64_t, D)>(); entry.fast = Fast::F_TID; }
     } else {
       if (shape == "T") { entry.typed.i_t = h.typed<T&(T&)>(); entry.fast = Fast::I_T; }
       else if (shape == "TT") { entry.typed.i_tt = h.typed<T&(T&, const T&)>(); entry.fast = Fast::I_TT; }
@@ -289,6 +308,16 @@ inline S FastScalar(const ArgSpec& spec, const Napi::Value& v) {
   return ToScalar(v, spec.label.c_str());
 }
 
+inline int64_t FastInt(const ArgSpec& spec, const Napi::Value& v) {
+  if (v.IsUndefined() && spec.default_value) return spec.default_value->toInt();
+  return ToInt64(v, spec.label.c_str());
+}
+
+inline D FastDType(const Napi::Value& v) {
+  if (v.IsUndefined() || v.IsNull()) return std::nullopt;
+  return ToScalarType(v, "dtype");
+}
+
 inline const T& FastTensor(const ArgSpec& spec, const Napi::Value& v) {
   return UnwrapTensor(v, spec.label.c_str());
 }
@@ -305,6 +334,12 @@ Napi::Value CallFast(const Napi::CallbackInfo& info, const OpEntry& op) {
     case Fast::F_TS: return WrapTensor(env, op.typed.f_ts->call(FastTensor(a[0], arg(0)), FastScalar(a[1], arg(1))));
     case Fast::F_TSS:
       return WrapTensor(env, op.typed.f_tss->call(FastTensor(a[0], arg(0)), FastScalar(a[1], arg(1)), FastScalar(a[2], arg(2))));
+    case Fast::F_TD: return WrapTensor(env, op.typed.f_td->call(FastTensor(a[0], arg(0)), FastDType(arg(1))));
+    case Fast::F_TI: return WrapTensor(env, op.typed.f_ti->call(FastTensor(a[0], arg(0)), FastInt(a[1], arg(1))));
+    case Fast::F_TII:
+      return WrapTensor(env, op.typed.f_tii->call(FastTensor(a[0], arg(0)), FastInt(a[1], arg(1)), FastInt(a[2], arg(2))));
+    case Fast::F_TID:
+      return WrapTensor(env, op.typed.f_tid->call(FastTensor(a[0], arg(0)), FastInt(a[1], arg(1)), FastDType(arg(2))));
     case Fast::I_T: {
       T self = FastTensor(a[0], arg(0));
       op.typed.i_t->call(self);

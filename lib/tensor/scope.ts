@@ -30,7 +30,6 @@ let pending: Owned[] = [];
 let flushScheduled = false;
 
 function flushPending(): void {
-  flushScheduled = false;
   const list = pending;
   pending = [];
   for (const t of list) {
@@ -41,13 +40,24 @@ function flushPending(): void {
   }
 }
 
+function onNextTurn(): void {
+  flushScheduled = false;
+  flushPending();
+}
+
+// A synchronous loop never reaches the next turn; every few thousand
+// registrations the pending list is compacted so disposed tensors are not
+// kept reachable (and the survivors are registered now).
+const COMPACT_AT = 4096;
+
 function registerBackstop(t: Owned): void {
   if (t._registered === 0) {
     t._registered = 1;
     pending.push(t);
-    if (!flushScheduled) {
+    if (pending.length >= COMPACT_AT) flushPending();
+    else if (!flushScheduled) {
       flushScheduled = true;
-      setImmediate(flushPending).unref();
+      setImmediate(onNextTurn).unref();
     }
   }
 }
