@@ -45,6 +45,7 @@ export interface NativeBinding {
   isLive(id: Handle): boolean;
   liveTensors(): number;
   liveBytes(): number;
+  v8ExternalMemory(): number;
   // dispatcher
   lookupOp(name: string, overload: string): number;
   call(op: number, ...args: unknown[]): unknown;

@@ -15,7 +15,7 @@ namespace {
 
 enum class Kind : uint8_t {
   Tensor, TensorList, OptTensorList, Int, Float, Bool, Scalar, IntList, FloatList,
-  BoolList, String, Device, Generator, Unsupported
+  BoolList, ScalarList, String, Device, Generator, Unsupported
 };
 
 struct ArgSpec {
@@ -109,6 +109,7 @@ Kind KindOf(const c10::TypePtr& type, bool* optional) {
         case c10::TypeKind::SymIntType: return Kind::IntList;
         case c10::TypeKind::FloatType: return Kind::FloatList;
         case c10::TypeKind::BoolType: return Kind::BoolList;
+        case c10::TypeKind::NumberType: return Kind::ScalarList;
         default: return Kind::Unsupported;
       }
     }
@@ -176,6 +177,15 @@ void PushArg(torch::jit::Stack& stack, const ArgSpec& spec, const Napi::Value& v
       auto arr = v.As<Napi::Array>();
       c10::List<bool> out;
       for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(ToBool(arr.Get(i), what));
+      stack.emplace_back(std::move(out));
+      return;
+    }
+    case Kind::ScalarList: {
+      if (!v.IsArray()) ThrowType(v.Env(), std::string("Expected an array of numbers for ") + what + " but received " + DescribeJs(v));
+      auto arr = v.As<Napi::Array>();
+      c10::impl::GenericList out(c10::NumberType::get());
+      out.reserve(arr.Length());
+      for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(ToScalar(arr.Get(i), what));
       stack.emplace_back(std::move(out));
       return;
     }

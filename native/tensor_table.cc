@@ -89,12 +89,21 @@ void TensorTable::Release(double id) {
   --live_;
 }
 
+// What V8 answered on the last adjustment: its total of external bytes.
+static thread_local int64_t tls_v8_external __attribute__((tls_model("initial-exec"))) = 0;
+
 void FlushExternalMemory(Napi::Env env) {
   TensorTable& table = TensorTable::Current();
   int64_t pending = table.PendingDelta();
   if (pending > (int64_t{1} << 20) || pending < -(int64_t{1} << 20)) {
-    Napi::MemoryManagement::AdjustExternalMemory(env, table.TakeExternalDelta());
+    tls_v8_external = Napi::MemoryManagement::AdjustExternalMemory(env, table.TakeExternalDelta());
   }
+}
+
+// v8ExternalMemory() -> V8's external byte count after flushing what is pending.
+static Napi::Value V8ExternalMemory(const Napi::CallbackInfo& info) {
+  tls_v8_external = Napi::MemoryManagement::AdjustExternalMemory(info.Env(), TensorTable::Current().TakeExternalDelta());
+  return Napi::Number::New(info.Env(), static_cast<double>(tls_v8_external));
 }
 
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {
@@ -166,6 +175,7 @@ void RegisterTensorTable(Napi::Env env, Napi::Object exports) {
   Export<IsLive>(env, exports, "isLive");
   Export<LiveTensors>(env, exports, "liveTensors");
   Export<LiveBytes>(env, exports, "liveBytes");
+  Export<V8ExternalMemory>(env, exports, "v8ExternalMemory");
 }
 
 }  // namespace extrema

@@ -10,10 +10,10 @@ const { LOCAL_SITE } = require('./torch-locate');
 const python = process.env.PYTHON || 'python3';
 const probe = 'import torch, numpy, safetensors';
 
-function works(extra) {
+function works(extra, code = probe) {
   const env = { ...process.env };
   if (extra) env.PYTHONPATH = extra + (env.PYTHONPATH ? path.delimiter + env.PYTHONPATH : '');
-  return spawnSync(python, ['-c', probe], { env, stdio: 'ignore' }).status === 0;
+  return spawnSync(python, ['-c', code], { env, stdio: 'ignore' }).status === 0;
 }
 
 function localIndexArgs() {
@@ -28,8 +28,10 @@ function localIndexArgs() {
 
 if (works(null)) process.exit(0);
 if (works(LOCAL_SITE)) process.exit(0);
-const torchThere = fs.existsSync(path.join(LOCAL_SITE, 'torch'));
-const wanted = ['numpy', 'safetensors'];
+// A torch the interpreter already has (or one installed by the native build)
+// is reused; only the missing helpers go into .libtorch/site.
+const torchThere = fs.existsSync(path.join(LOCAL_SITE, 'torch')) || works(null, 'import torch');
+const wanted = ['numpy', 'safetensors'].filter((m) => !works(null, `import ${m}`) && !fs.existsSync(path.join(LOCAL_SITE, m)));
 if (!torchThere) wanted.unshift(process.env.EXTREMA_TORCH_SPEC || 'torch==2.13.0+cpu');
 console.error(`[extrema] installing the test oracle (${wanted.join(', ')}) into ${path.relative(process.cwd(), LOCAL_SITE)}`);
 const r = spawnSync(python, ['-m', 'pip', 'install', '--target', LOCAL_SITE, ...localIndexArgs(), ...wanted], { stdio: 'inherit' });

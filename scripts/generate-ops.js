@@ -38,6 +38,7 @@ function mapType(type, size) {
     case 'List[int]': return { ts: size ? 'readonly number[] | number' : 'readonly number[]', conv: (e) => e };
     case 'List[float]': return { ts: 'readonly number[]', conv: (e) => e };
     case 'List[bool]': return { ts: 'readonly boolean[]', conv: (e) => e };
+    case 'List[number]': return { ts: 'readonly Scalar[]', conv: (e) => e };
     case 'ScalarType': return { ts: 'DType', conv: (e, a) => `$dt(${e}, '${a}')` };
     case 'MemoryFormat': return { ts: 'MemoryFormat', conv: (e, a) => `$mf(${e}, '${a}')` };
     case 'Layout': return { ts: 'number', conv: (e) => e };

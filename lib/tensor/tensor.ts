@@ -251,8 +251,13 @@ export class Tensor implements Owned {
   toArray(): NestedArray {
     const dtype = this.dtype;
     let flat: ArrayLike<number | bigint>;
-    if (dtype === 'float16' || dtype === 'bfloat16') flat = this.to('float32').toTypedArray();
-    else flat = this.toTypedArray();
+    if (dtype === 'float16' || dtype === 'bfloat16') {
+      const wide = this.to('float32');
+      flat = wide.toTypedArray();
+      wide.dispose();
+    } else {
+      flat = this.toTypedArray();
+    }
     const shape = this.shape;
     const read = (i: number): number | boolean => {
       const v = flat[i] as number | bigint;

@@ -2,7 +2,10 @@
 // dispose is final, and a long training loop runs flat in tensors and RSS.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import * as et from '../../lib';
+import { native } from '../../lib/native';
 
 test('scope frees intermediates and hands results to the enclosing scope', () => {
   const before = et.memory().liveTensors;
@@ -95,4 +98,33 @@ test('10,000 forward+backward steps in scopes keep live tensors and RSS flat', (
   assert.equal(et.memory().liveTensors, tensorsAt1000, 'live tensors after 10,000 steps');
   assert.ok(growth < 16 * 1024 * 1024, `RSS grew ${(growth / 1048576).toFixed(1)} MiB over 8,000 steps`);
   assert.ok(lastLoss < firstLoss * 0.5, `the MLP learned (loss ${firstLoss.toFixed(3)} -> ${lastLoss.toFixed(3)})`);
+});
+
+test('native bytes are reported to V8 and returned on dispose', () => {
+  const start = native.v8ExternalMemory();
+  const big = et.zeros([4 * 1024 * 1024]);
+  assert.equal(native.v8ExternalMemory() - start, 16 * 1024 * 1024);
+  big.dispose();
+  assert.equal(native.v8ExternalMemory(), start);
+});
+
+test('the finalizer backstop frees tensors dropped outside any scope once GC runs', async () => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  // registrations happen on the next turn, finalizers after a GC and another turn
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setImmediate(r));
+      gc();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  await settle(); // earlier tests' garbage goes first
+  const before = et.memory().liveTensors;
+  (() => {
+    for (let i = 0; i < 50; i++) et.ones([8]).mul(2);
+  })();
+  assert.equal(et.memory().liveTensors, before + 100);
+  await settle();
+  assert.equal(et.memory().liveTensors, before);
 });

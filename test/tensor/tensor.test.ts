@@ -137,4 +137,10 @@ test('the generated aten namespace reaches any operator', () => {
   const ps = [et.ones([2]), et.ones([3])];
   et.aten._foreach_mul__Scalar(ps, 3);
   assert.deepEqual(ps[1]!.toArray(), [3, 3, 3]);
+  et.aten._foreach_add__ScalarList(ps, [1, 0.5]);
+  assert.deepEqual(ps.map((p) => p.toArray()), [[4, 4], [3.5, 3.5, 3.5]]);
+  // an EMA step over a parameter list in one call: q <- q + (1 - m)(p - q)
+  const q = [et.zeros([2]), et.zeros([3])];
+  et.aten._foreach_lerp__Scalar(q, ps, 0.25);
+  assert.deepEqual(q.map((x) => x.toArray()), [[1, 1], [0.875, 0.875, 0.875]]);
 });
