@@ -47,6 +47,15 @@ out['g1'] = g1; out['g2'] = g2
   assertClose(g2!, theirs.get('g2')!, 'second derivative', { rtol: 1e-5 });
 });
 
+test('autograd.backward over several outputs accumulates their weighted gradients', () => {
+  const x = et.tensor([1, 2, 3], { requiresGrad: true });
+  const y1 = x.square();
+  const y2 = x.mul(5).sum();
+  et.autograd.backward([y1, y2], [et.tensor([1, 0, 2]), null]);
+  // d/dx [sum(g * x^2) + 5 sum(x)] = 2 g x + 5
+  assert.deepEqual(x.grad!.toArray(), [7, 5, 17]);
+});
+
 test('backward twice without retainGraph fails with a clear error', () => {
   const x = et.ones([2]).requiresGrad_();
   const y = x.exp().sum();
