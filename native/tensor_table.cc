@@ -69,12 +69,6 @@ const at::Tensor* TensorTable::Lookup(double id) const {
   return slot == nullptr ? nullptr : &slot->tensor;
 }
 
-const at::Tensor& TensorTable::Get(double id) const {
-  const Slot* slot = Find(id);
-  TORCH_CHECK(slot != nullptr, "tensor handle ", id, " is not live (the tensor was disposed)");
-  return slot->tensor;
-}
-
 void TensorTable::Release(double id) {
   const Slot* found = Find(id);
   TORCH_CHECK(found != nullptr, "tensor handle ", id, " is not live (already disposed)");

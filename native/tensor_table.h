@@ -18,7 +18,6 @@ class TensorTable {
   static TensorTable& Current();
 
   double Insert(at::Tensor tensor);
-  const at::Tensor& Get(double id) const;  // throws c10::Error on a bad id
   bool Contains(double id) const;
   const at::Tensor* Lookup(double id) const;  // nullptr when not live
   void Release(double id);

@@ -5,7 +5,7 @@
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
-const { LOCAL_SITE } = require('./torch-locate');
+const { LOCAL_SITE, localIndexArgs } = require('./torch-locate');
 
 const python = process.env.PYTHON || 'python3';
 const probe = 'import torch, numpy, safetensors';
@@ -16,16 +16,6 @@ function works(extra, code = probe) {
   return spawnSync(python, ['-c', code], { env, stdio: 'ignore' }).status === 0;
 }
 
-function localIndexArgs() {
-  const r = spawnSync(python, ['-m', 'pip', 'config', 'list'], { encoding: 'utf8' });
-  const urls = [];
-  for (const line of (r.stdout || '').split('\n')) {
-    const m = /index-url='([^']*)'/.exec(line);
-    if (m) for (const u of m[1].split(/\s+/)) if (u.startsWith('file://')) urls.push(u);
-  }
-  return urls.length ? ['--index-url', urls[0], ...urls.slice(1).flatMap((u) => ['--extra-index-url', u])] : [];
-}
-
 if (works(null)) process.exit(0);
 if (works(LOCAL_SITE)) process.exit(0);
 // A torch the interpreter already has (or one installed by the native build)
@@ -34,7 +24,7 @@ const torchThere = fs.existsSync(path.join(LOCAL_SITE, 'torch')) || works(null, 
 const wanted = ['numpy', 'safetensors'].filter((m) => !works(null, `import ${m}`) && !fs.existsSync(path.join(LOCAL_SITE, m)));
 if (!torchThere) wanted.unshift(process.env.EXTREMA_TORCH_SPEC || 'torch==2.13.0+cpu');
 console.error(`[extrema] installing the test oracle (${wanted.join(', ')}) into ${path.relative(process.cwd(), LOCAL_SITE)}`);
-const r = spawnSync(python, ['-m', 'pip', 'install', '--target', LOCAL_SITE, ...localIndexArgs(), ...wanted], { stdio: 'inherit' });
+const r = spawnSync(python, ['-m', 'pip', 'install', '--target', LOCAL_SITE, ...localIndexArgs(python), ...wanted], { stdio: 'inherit' });
 if (r.status !== 0 || !works(LOCAL_SITE)) {
   console.error('[extrema] could not install torch, numpy and safetensors for python3; the tests need them');
   process.exit(1);

@@ -121,7 +121,7 @@ function locateTorch({ install = true } = {}) {
   throw new Error(HOW_TO);
 }
 
-module.exports = { locateTorch, LOCAL_SITE, ROOT };
+module.exports = { locateTorch, localIndexArgs, LOCAL_SITE, ROOT };
 
 // node scripts/torch-locate.js <field>: prints one field, for binding.gyp.
 if (require.main === module) {

@@ -73,7 +73,23 @@ export function writeFileAtomic(file: string, data: Uint8Array): void {
     throw e;
   }
   fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  // Make the rename itself durable (directories cannot be opened on Windows).
+  try {
+    const dfd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(dfd);
+    } finally {
+      fs.closeSync(dfd);
+    }
+  } catch {
+    // best effort
+  }
 }
 
 function fail(source: string, message: string): never {

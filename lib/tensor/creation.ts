@@ -5,7 +5,7 @@
 import { native } from '../native';
 import * as aten from './ops.generated';
 import { assertDevice, type Device } from './device';
-import { assertDType, describe, dtypeCode, dtypeOfTypedArray, itemSize, type AnyTypedArray, type DType } from './dtype';
+import { assertDType, describe, dtypeCode, dtypeOfTypedArray, type AnyTypedArray, type DType } from './dtype';
 import { Tensor, type NestedArray, type Shape } from './tensor';
 import type { Generator } from '../runtime/generator';
 
@@ -158,17 +158,17 @@ export function fromTypedArray(data: AnyTypedArray | Uint8ClampedArray, shape: S
   const dtype = o?.dtype !== undefined ? assertDType(o.dtype, '"dtype"') : natural;
   const s = checkShape(shape);
   const count = s.reduce((a, b) => a * b, 1);
-  const bytes = count * itemSize(dtype);
-  if (data.byteLength !== bytes) {
-    // A different element type: convert through the array's own dtype.
-    if (dtype !== natural && data.byteLength === count * itemSize(natural)) {
-      const raw = Tensor._wrap(native.fromBuffer(data, s, dtypeCode(natural)));
-      const cast = raw.to({ dtype, device: o?.device ?? 'cpu' });
-      raw.dispose();
-      return finish(cast, o);
-    }
-    throw new TypeError(`Expected ${count} elements of ${dtype} for shape [${s.join(', ')}] but received ${data.byteLength / data.BYTES_PER_ELEMENT} ` +
-      `(${data.byteLength} bytes)`);
+  if (data.length !== count) {
+    throw new TypeError(`Expected ${count} elements for shape [${s.join(', ')}] but received ${data.length}`);
+  }
+  // Bytes are taken as they are only for the array's own dtype, or for
+  // bfloat16 bits in a Uint16Array; any other dtype converts the values.
+  const raw = dtype === natural || (natural === 'float16' && dtype === 'bfloat16');
+  if (!raw) {
+    const base = Tensor._wrap(native.fromBuffer(data, s, dtypeCode(natural)));
+    const cast = base.to({ dtype, device: o?.device ?? 'cpu' });
+    base.dispose();
+    return finish(cast, o);
   }
   let t = Tensor._wrap(native.fromBuffer(data, s, dtypeCode(dtype)));
   if (o?.device !== undefined && assertDevice(o.device) !== 'cpu') {

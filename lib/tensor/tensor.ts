@@ -3,7 +3,7 @@
 // autocast and devices behave exactly as in PyTorch.
 import { native, type Handle } from '../native';
 import * as aten from './ops.generated';
-import { assertDType, describe, dtypeCode, dtypeFromCode, isDType, isFloating, typedArrayFor, type DType, type TypedArrayOf } from './dtype';
+import { assertDType, describe, dtypeFromCode, isDType, isFloating, typedArrayFor, type DType, type TypedArrayOf } from './dtype';
 import { assertDevice, type Device } from './device';
 import { adopt, forget, keep as keepTensor, type Owned } from './scope';
 import { indexTensor, type IndexSpec } from './indexing';
@@ -25,10 +25,9 @@ const FLAG_REQUIRES_GRAD = 1;
 const FLAG_IS_LEAF = 2;
 const FLAG_CONTIGUOUS = 4;
 
-function other(self: Tensor, x: Tensor | Scalar, op: string): Tensor | Scalar {
+function other(x: Tensor | Scalar, op: string): Tensor | Scalar {
   if (x instanceof Tensor || typeof x === 'number' || typeof x === 'boolean') return x;
   throw new TypeError(`Expected a Tensor or a number for "other" of ${op} but received ${describe(x)}`);
-  void self;
 }
 
 function dimsArg(dim: number | readonly number[] | undefined | null): readonly number[] | null {
@@ -338,28 +337,28 @@ export class Tensor implements Owned {
   // ---- elementwise -------------------------------------------------------
 
   add(x: Tensor | Scalar, alpha?: Scalar): Tensor {
-    const o = other(this, x, 'add');
+    const o = other(x, 'add');
     return o instanceof Tensor ? aten.add_Tensor(this, o, alpha) : aten.add_Scalar(this, o, alpha);
   }
   sub(x: Tensor | Scalar, alpha?: Scalar): Tensor {
-    const o = other(this, x, 'sub');
+    const o = other(x, 'sub');
     return o instanceof Tensor ? aten.sub_Tensor(this, o, alpha) : aten.sub_Scalar(this, o, alpha);
   }
   mul(x: Tensor | Scalar): Tensor {
-    const o = other(this, x, 'mul');
+    const o = other(x, 'mul');
     return o instanceof Tensor ? aten.mul_Tensor(this, o) : aten.mul_Scalar(this, o);
   }
   div(x: Tensor | Scalar, roundingMode?: 'trunc' | 'floor'): Tensor {
-    const o = other(this, x, 'div');
+    const o = other(x, 'div');
     if (roundingMode !== undefined) return o instanceof Tensor ? aten.div_Tensor_mode(this, o, roundingMode) : aten.div_Scalar_mode(this, o, roundingMode);
     return o instanceof Tensor ? aten.div_Tensor(this, o) : aten.div_Scalar(this, o);
   }
   pow(x: Tensor | Scalar): Tensor {
-    const o = other(this, x, 'pow');
+    const o = other(x, 'pow');
     return o instanceof Tensor ? aten.pow_Tensor_Tensor(this, o) : aten.pow_Tensor_Scalar(this, o);
   }
   remainder(x: Tensor | Scalar): Tensor {
-    const o = other(this, x, 'remainder');
+    const o = other(x, 'remainder');
     return o instanceof Tensor ? aten.remainder_Tensor(this, o) : aten.remainder_Scalar(this, o);
   }
   neg(): Tensor { return aten.neg(this); }
@@ -393,12 +392,12 @@ export class Tensor implements Owned {
   }
   addcmul(a: Tensor, b: Tensor, value: Scalar = 1): Tensor { return aten.addcmul(this, a, b, value); }
   addcdiv(a: Tensor, b: Tensor, value: Scalar = 1): Tensor { return aten.addcdiv(this, a, b, value); }
-  eq(x: Tensor | Scalar): Tensor { const o = other(this, x, 'eq'); return o instanceof Tensor ? aten.eq_Tensor(this, o) : aten.eq_Scalar(this, o); }
-  ne(x: Tensor | Scalar): Tensor { const o = other(this, x, 'ne'); return o instanceof Tensor ? aten.ne_Tensor(this, o) : aten.ne_Scalar(this, o); }
-  lt(x: Tensor | Scalar): Tensor { const o = other(this, x, 'lt'); return o instanceof Tensor ? aten.lt_Tensor(this, o) : aten.lt_Scalar(this, o); }
-  le(x: Tensor | Scalar): Tensor { const o = other(this, x, 'le'); return o instanceof Tensor ? aten.le_Tensor(this, o) : aten.le_Scalar(this, o); }
-  gt(x: Tensor | Scalar): Tensor { const o = other(this, x, 'gt'); return o instanceof Tensor ? aten.gt_Tensor(this, o) : aten.gt_Scalar(this, o); }
-  ge(x: Tensor | Scalar): Tensor { const o = other(this, x, 'ge'); return o instanceof Tensor ? aten.ge_Tensor(this, o) : aten.ge_Scalar(this, o); }
+  eq(x: Tensor | Scalar): Tensor { const o = other(x, 'eq'); return o instanceof Tensor ? aten.eq_Tensor(this, o) : aten.eq_Scalar(this, o); }
+  ne(x: Tensor | Scalar): Tensor { const o = other(x, 'ne'); return o instanceof Tensor ? aten.ne_Tensor(this, o) : aten.ne_Scalar(this, o); }
+  lt(x: Tensor | Scalar): Tensor { const o = other(x, 'lt'); return o instanceof Tensor ? aten.lt_Tensor(this, o) : aten.lt_Scalar(this, o); }
+  le(x: Tensor | Scalar): Tensor { const o = other(x, 'le'); return o instanceof Tensor ? aten.le_Tensor(this, o) : aten.le_Scalar(this, o); }
+  gt(x: Tensor | Scalar): Tensor { const o = other(x, 'gt'); return o instanceof Tensor ? aten.gt_Tensor(this, o) : aten.gt_Scalar(this, o); }
+  ge(x: Tensor | Scalar): Tensor { const o = other(x, 'ge'); return o instanceof Tensor ? aten.ge_Tensor(this, o) : aten.ge_Scalar(this, o); }
   logicalNot(): Tensor { return aten.logical_not(this); }
   logicalAnd(x: Tensor): Tensor { return aten.logical_and(this, x); }
   logicalOr(x: Tensor): Tensor { return aten.logical_or(this, x); }
@@ -408,25 +407,25 @@ export class Tensor implements Owned {
   // ---- in place ----------------------------------------------------------
 
   add_(x: Tensor | Scalar, alpha?: Scalar): this {
-    const o = other(this, x, 'add_');
+    const o = other(x, 'add_');
     if (o instanceof Tensor) aten.add__Tensor(this, o, alpha);
     else aten.add__Scalar(this, o, alpha);
     return this;
   }
   sub_(x: Tensor | Scalar, alpha?: Scalar): this {
-    const o = other(this, x, 'sub_');
+    const o = other(x, 'sub_');
     if (o instanceof Tensor) aten.sub__Tensor(this, o, alpha);
     else aten.sub__Scalar(this, o, alpha);
     return this;
   }
   mul_(x: Tensor | Scalar): this {
-    const o = other(this, x, 'mul_');
+    const o = other(x, 'mul_');
     if (o instanceof Tensor) aten.mul__Tensor(this, o);
     else aten.mul__Scalar(this, o);
     return this;
   }
   div_(x: Tensor | Scalar): this {
-    const o = other(this, x, 'div_');
+    const o = other(x, 'div_');
     if (o instanceof Tensor) aten.div__Tensor(this, o);
     else aten.div__Scalar(this, o);
     return this;
@@ -511,4 +510,3 @@ export function isTensor(x: unknown): x is Tensor {
   return x instanceof Tensor;
 }
 
-export { dtypeCode };

@@ -87,6 +87,9 @@ for d in ['float32', 'float64', 'float16', 'bfloat16', 'int64', 'int32', 'uint8'
   }
   assert.deepEqual(Array.from(ours.float16!.toTypedArray() as Uint16Array), Array.from(theirs.get('float16')!.toTypedArray() as Uint16Array));
   assert.deepEqual(ours.int64!.toTypedArray(), BigInt64Array.from([-2n, -1n, 0n, 0n, 1n, 300n]));
+  // another dtype than the array's converts values, it does not reinterpret bytes
+  assert.deepEqual(et.fromTypedArray(Int32Array.from([1, -2, 3]), [3], { dtype: 'float32' }).toArray(), [1, -2, 3]);
+  assert.deepEqual(et.fromTypedArray(Uint8Array.from([0, 2, 1]), [3], { dtype: 'bool' }).toArray(), [false, true, true]);
 });
 
 test('readback: item, toArray, sync and async data', async () => {
