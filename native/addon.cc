@@ -1,7 +1,9 @@
 // Registration only: each feature file exports its own functions.
 #include "common.h"
 
+#if defined(__linux__)
 #include <malloc.h>
+#endif
 
 namespace extrema {
 

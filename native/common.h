@@ -9,6 +9,14 @@
 
 #include <string>
 
+// Thread-local state on the per-op path uses the initial-exec model: a plain
+// register-relative load instead of a __tls_get_addr call (~3% of a small op).
+#if defined(__GNUC__) || defined(__clang__)
+#define EXTREMA_FAST_TLS __attribute__((tls_model("initial-exec")))
+#else
+#define EXTREMA_FAST_TLS
+#endif
+
 namespace extrema {
 
 using NativeFn = Napi::Value (*)(const Napi::CallbackInfo&);

@@ -64,12 +64,12 @@ struct OpEntry {
   FastHandles typed;
 };
 
-// Per JS thread, with initial-exec TLS to keep __tls_get_addr off the hot path.
+// Per JS thread (worker_threads that load the addon stay isolated).
 struct DispatchState {
   std::vector<OpEntry> ops;
   torch::jit::Stack stack;
 };
-thread_local DispatchState* tls_state __attribute__((tls_model("initial-exec"))) = nullptr;
+thread_local DispatchState* tls_state EXTREMA_FAST_TLS = nullptr;
 
 inline DispatchState& State() {
   if (tls_state == nullptr) tls_state = new DispatchState();

@@ -7,9 +7,7 @@
 
 namespace extrema {
 
-// initial-exec TLS: a plain register-relative load instead of a
-// __tls_get_addr call on every op (measured ~3% of a small op).
-static thread_local TensorTable* tls_table __attribute__((tls_model("initial-exec"))) = nullptr;
+static thread_local TensorTable* tls_table EXTREMA_FAST_TLS = nullptr;
 
 TensorTable& TensorTable::Current() {
   if (tls_table == nullptr) tls_table = new TensorTable();  // lives as long as its thread
@@ -84,7 +82,7 @@ void TensorTable::Release(double id) {
 }
 
 // What V8 answered on the last adjustment: its total of external bytes.
-static thread_local int64_t tls_v8_external __attribute__((tls_model("initial-exec"))) = 0;
+static thread_local int64_t tls_v8_external EXTREMA_FAST_TLS = 0;
 
 void FlushExternalMemory(Napi::Env env) {
   TensorTable& table = TensorTable::Current();
