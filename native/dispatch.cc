@@ -117,14 +117,23 @@ Kind KindOf(const c10::TypePtr& type, bool* optional) {
   }
 }
 
-c10::Scalar ToScalar(const Napi::Value& v, const char* what) {
-  if (v.IsNumber()) {
-    double d = v.As<Napi::Number>().DoubleValue();
-    // JS has one number type; integral values act like Python ints so that
-    // int tensors stay int and float tensors stay float.
-    if (std::trunc(d) == d && std::fabs(d) <= 9007199254740992.0) return c10::Scalar(static_cast<int64_t>(d));
-    return c10::Scalar(d);
+// Reads a JS number as a Scalar with one N-API call; false if v is no number.
+// JS has one number type: integral values act like Python ints so that int
+// tensors stay int and float tensors stay float.
+bool NumberScalar(const Napi::Value& v, c10::Scalar* out) {
+  double d = 0;
+  if (napi_get_value_double(v.Env(), v, &d) != napi_ok) return false;
+  if (std::trunc(d) == d && std::fabs(d) <= 9007199254740992.0) {
+    *out = c10::Scalar(static_cast<int64_t>(d));
+  } else {
+    *out = c10::Scalar(d);
   }
+  return true;
+}
+
+c10::Scalar ToScalar(const Napi::Value& v, const char* what) {
+  c10::Scalar number;
+  if (NumberScalar(v, &number)) return number;
   if (v.IsBoolean()) return c10::Scalar(v.As<Napi::Boolean>().Value());
   if (v.IsBigInt()) return c10::Scalar(ToInt64(v, what));
   ThrowType(v.Env(), std::string("Expected a number or boolean for ") + what + " but received " + DescribeJs(v));
@@ -309,11 +318,8 @@ void SelectFastPath(OpEntry& entry) {
 
 // Reads a Scalar argument for the fast path, falling back to its default.
 inline S FastScalar(const ArgSpec& spec, const Napi::Value& v) {
-  double d = 0;
-  if (napi_get_value_double(v.Env(), v, &d) == napi_ok) {
-    if (std::trunc(d) == d && std::fabs(d) <= 9007199254740992.0) return S(static_cast<int64_t>(d));
-    return S(d);
-  }
+  S number;
+  if (NumberScalar(v, &number)) return number;  // the common case first
   if (v.IsUndefined() && spec.default_value) return spec.default_value->toScalar();
   return ToScalar(v, spec.label.c_str());
 }

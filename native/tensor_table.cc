@@ -81,21 +81,18 @@ void TensorTable::Release(double id) {
   --live_;
 }
 
-// What V8 answered on the last adjustment: its total of external bytes.
-static thread_local int64_t tls_v8_external EXTREMA_FAST_TLS = 0;
-
 void FlushExternalMemory(Napi::Env env) {
   TensorTable& table = TensorTable::Current();
   int64_t pending = table.PendingDelta();
   if (pending > (int64_t{1} << 20) || pending < -(int64_t{1} << 20)) {
-    tls_v8_external = Napi::MemoryManagement::AdjustExternalMemory(env, table.TakeExternalDelta());
+    Napi::MemoryManagement::AdjustExternalMemory(env, table.TakeExternalDelta());
   }
 }
 
 // v8ExternalMemory() -> V8's external byte count after flushing what is pending.
 static Napi::Value V8ExternalMemory(const Napi::CallbackInfo& info) {
-  tls_v8_external = Napi::MemoryManagement::AdjustExternalMemory(info.Env(), TensorTable::Current().TakeExternalDelta());
-  return Napi::Number::New(info.Env(), static_cast<double>(tls_v8_external));
+  int64_t total = Napi::MemoryManagement::AdjustExternalMemory(info.Env(), TensorTable::Current().TakeExternalDelta());
+  return Napi::Number::New(info.Env(), static_cast<double>(total));
 }
 
 Napi::Value WrapTensor(Napi::Env env, at::Tensor tensor) {

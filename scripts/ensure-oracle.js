@@ -5,15 +5,13 @@
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
-const { LOCAL_SITE, localIndexArgs } = require('./torch-locate');
+const { LOCAL_SITE, localIndexArgs, envWithPythonPath } = require('./torch-locate');
 
 const python = process.env.PYTHON || 'python3';
 const probe = 'import torch, numpy, safetensors';
 
 function works(extra, code = probe) {
-  const env = { ...process.env };
-  if (extra) env.PYTHONPATH = extra + (env.PYTHONPATH ? path.delimiter + env.PYTHONPATH : '');
-  return spawnSync(python, ['-c', code], { env, stdio: 'ignore' }).status === 0;
+  return spawnSync(python, ['-c', code], { env: envWithPythonPath(extra), stdio: 'ignore' }).status === 0;
 }
 
 if (works(null)) process.exit(0);

@@ -67,12 +67,17 @@ function fromEnvironment() {
   return null;
 }
 
-function pythonTorch(python, extraPath) {
+// The environment with `extraPath` (if any) in front of PYTHONPATH.
+function envWithPythonPath(extraPath) {
   const env = { ...process.env };
   if (extraPath) env.PYTHONPATH = extraPath + (env.PYTHONPATH ? path.delimiter + env.PYTHONPATH : '');
+  return env;
+}
+
+function pythonTorch(python, extraPath) {
   const r = spawnSync(python, ['-c', 'import os, torch; print(os.path.dirname(torch.__file__))'], {
     encoding: 'utf8',
-    env,
+    env: envWithPythonPath(extraPath),
   });
   if (r.status !== 0 || !r.stdout) return null;
   const dir = r.stdout.trim().split('\n').pop();
@@ -121,7 +126,7 @@ function locateTorch({ install = true } = {}) {
   throw new Error(HOW_TO);
 }
 
-module.exports = { locateTorch, localIndexArgs, LOCAL_SITE, ROOT };
+module.exports = { locateTorch, localIndexArgs, envWithPythonPath, LOCAL_SITE, ROOT };
 
 // node scripts/torch-locate.js <field>: prints one field, for binding.gyp.
 if (require.main === module) {
