@@ -37,3 +37,15 @@ function toNumbers(t: Tensor): number[] {
   const arr = src.toTypedArray();
   return Array.from(arr as ArrayLike<number | bigint>, (v) => (typeof v === 'bigint' ? Number(v) : v));
 }
+
+/**
+ * Closeness relative to the tensor's scale: |a - e| <= rel * (|e| + max|e|) + floor.
+ * For float32 gradients that sum many terms with cancellation, where an
+ * element-wise relative bound on a near-zero entry measures rounding, not bugs
+ * (e.g. the key bias of attention, whose exact gradient is 0). The floor
+ * (1e-6 by default) absorbs that rounding; a float64 run checks such tensors tightly.
+ */
+export function assertCloseToScale(actual: Tensor, expected: Tensor, what: string, rel = 1e-5, floor = 1e-6): void {
+  const scale = toNumbers(expected).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  assertClose(actual, expected, what, { rtol: rel, atol: rel * scale + floor });
+}

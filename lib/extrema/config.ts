@@ -1,0 +1,68 @@
+// The ExtreMA model configuration: a typed object with documented defaults.
+// Everything needed to rebuild a model is here, so a checkpoint carries it.
+import { vitConfig, type VitConfig, type VitConfigInput } from '../nn/vit-config';
+import { describe } from '../tensor/dtype';
+import { checkMasking, type MaskMode } from './masking';
+
+export type ExtremaLoss = 'byol' | 'infonce';
+
+export interface ExtremaConfig {
+  /** The student's encoder (the teacher is the same without stochastic depth). */
+  encoder: VitConfig;
+  /** Projector hidden width. Default 4096. */
+  projectorHiddenDim: number;
+  /** Output width of projector and predictor. Default 256. */
+  projectorDim: number;
+  /** Projector layers. Default 3. */
+  projectorLayers: number;
+  /** Predictor hidden width. Default 4096. */
+  predictorHiddenDim: number;
+  /** Predictor layers. Default 2. */
+  predictorLayers: number;
+  /** Fraction of patches each student view hides. Default 0.8. */
+  maskRatio: number;
+  /** Student views (masks) per image. Default 1. */
+  numMasks: number;
+  /** 'disjoint' (one permutation per image; the paper) or 'independent' (may overlap). */
+  maskMode: MaskMode;
+  /** 'byol' (the paper) or 'infonce' (Table 6). */
+  loss: ExtremaLoss;
+  /** InfoNCE temperature. Default 0.2. */
+  temperature: number;
+  /** Base EMA momentum m0 of the cosine schedule. Default 0.996. */
+  momentum: number;
+}
+
+export type ExtremaConfigInput = Partial<Omit<ExtremaConfig, 'encoder'>> & { encoder?: VitConfigInput | VitConfig };
+
+const DEFAULTS: Omit<ExtremaConfig, 'encoder'> = {
+  projectorHiddenDim: 4096,
+  projectorDim: 256,
+  projectorLayers: 3,
+  predictorHiddenDim: 4096,
+  predictorLayers: 2,
+  maskRatio: 0.8,
+  numMasks: 1,
+  maskMode: 'disjoint',
+  loss: 'byol',
+  temperature: 0.2,
+  momentum: 0.996,
+};
+
+export function extremaConfig(input: ExtremaConfigInput = {}): ExtremaConfig {
+  if (typeof input !== 'object' || input === null) throw new TypeError(`Expected an ExtreMA config object but received ${describe(input)}`);
+  for (const k of Object.keys(input)) {
+    if (k !== 'encoder' && !(k in DEFAULTS)) throw new TypeError(`Unknown ExtreMA config field "${k}"`);
+  }
+  const rest = Object.fromEntries(Object.entries(input).filter(([k, v]) => k !== 'encoder' && v !== undefined));
+  const cfg: ExtremaConfig = { ...DEFAULTS, ...rest, encoder: vitConfig(input.encoder ?? {}) };
+  for (const k of ['projectorHiddenDim', 'projectorDim', 'projectorLayers', 'predictorHiddenDim', 'predictorLayers'] as const) {
+    if (!Number.isSafeInteger(cfg[k]) || cfg[k] < 1) throw new TypeError(`Expected a positive integer for ExtreMA config "${k}" but received ${describe(cfg[k])}`);
+  }
+  if (cfg.loss !== 'byol' && cfg.loss !== 'infonce') throw new TypeError(`Expected "byol" or "infonce" for ExtreMA config "loss" but received ${describe(cfg.loss)}`);
+  if (!(typeof cfg.temperature === 'number' && cfg.temperature > 0)) throw new RangeError(`Expected a positive number for ExtreMA config "temperature" but received ${describe(cfg.temperature)}`);
+  if (!(typeof cfg.momentum === 'number' && cfg.momentum >= 0 && cfg.momentum <= 1)) throw new RangeError(`Expected a number in [0, 1] for ExtreMA config "momentum" but received ${describe(cfg.momentum)}`);
+  const [h, w] = cfg.encoder.imgSize;
+  checkMasking((h / cfg.encoder.patchSize) * (w / cfg.encoder.patchSize), { ratio: cfg.maskRatio, numMasks: cfg.numMasks, mode: cfg.maskMode });
+  return cfg;
+}

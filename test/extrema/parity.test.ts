@@ -1,0 +1,121 @@
+// The encoder, heads, masked multi-view forward, losses and every student
+// gradient, against an independent PyTorch implementation (test/oracle/
+// extrema_ref.py) loaded with the same weights. The Python side loads the
+// TypeScript state dict strictly, so the key names are checked too.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as et from '../../lib';
+import { ExtremaModel, type ExtremaConfigInput } from '../../lib/extrema';
+import type { Tensor } from '../../lib';
+import { runOracle } from '../helpers/oracle';
+import { assertClose, assertCloseToScale } from '../helpers/compare';
+
+const TOL = { rtol: 1e-5, atol: 2e-6 };
+
+function tinyConfig(over: ExtremaConfigInput['encoder'] = {}, rest: ExtremaConfigInput = {}): ExtremaConfigInput {
+  return {
+    encoder: { imgSize: 32, patchSize: 8, inChans: 3, embedDim: 32, depth: 2, numHeads: 4, ...over },
+    projectorHiddenDim: 48, projectorDim: 16, predictorHiddenDim: 40,
+    maskRatio: 0.75, numMasks: 2,
+    ...rest,
+  };
+}
+
+/** Moves every weight away from its structured init (zero biases, unit norms, 0.1 gammas) so nothing cancels by accident. */
+function perturb(model: et.nn.Module, g: et.Generator): void {
+  et.noGrad(() => {
+    for (const [, p] of model.namedParameters()) {
+      const noise = et.randn(p.shape, { generator: g }).mul(0.05);
+      p.add_(noise);
+      noise.dispose();
+    }
+  });
+}
+
+function weightsOf(model: ExtremaModel): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [k, v] of model.stateDict()) out[`w:${k}`] = v;
+  return out;
+}
+
+function pooledModel(encoder: ExtremaConfigInput['encoder'], rest: ExtremaConfigInput = {}): { model: ExtremaModel; g: et.Generator } {
+  const g = et.Generator.create(7);
+  const model = new ExtremaModel(tinyConfig(encoder, rest), { seed: 3 });
+  perturb(model, g);
+  // Independent teacher weights, so a mix-up between student and teacher shows.
+  perturb(model.momentum_encoder, g);
+  return { model, g };
+}
+
+for (const [pooling, dtype] of [['class-attention', 'float32'], ['class-attention', 'float64'], ['class-token', 'float32'], ['mean', 'float32']] as const) {
+  test(`encoder (${pooling}, ${dtype}): features, projection, attention maps and gradients match PyTorch`, () => {
+    et.scope(() => {
+      const { model, g } = pooledModel({ pooling, classAttentionLayers: pooling === 'class-attention' ? 2 : 0 });
+      if (dtype === 'float64') model.to({ dtype });
+      const enc = model.base_encoder;
+      const images = et.randn([3, 3, 32, 32], { generator: g, dtype }).requiresGrad_(true);
+      const keep = model.sampleMasks(3, g);
+      const out = enc.encode(images, { keep });
+      const projection = enc.project(out.instance);
+      const r = { r_instance: et.randnLike(out.instance), r_tokens: et.randnLike(out.tokens), r_projection: et.randnLike(projection) };
+      out.instance.mul(r.r_instance).sum().add(out.tokens.mul(r.r_tokens).sum()).add(projection.mul(r.r_projection).sum()).backward();
+      const ref = runOracle('extrema_ref.py', { task: 'encoder', config: model.config, dtype }, { ...weightsOf(model), images: images.detach(), keep, ...r });
+      assert.deepEqual(out.instance.shape, [6, 32], 'instance: 2 masks x 3 images');
+      assert.deepEqual(out.tokens.shape, [6, 4, 32], 'tokens: 4 kept of 16 patches');
+      const tol = dtype === 'float64' ? { rtol: 1e-10, atol: 1e-12 } : TOL;
+      assertClose(out.instance, ref.get('instance')!, 'instance', tol);
+      assertClose(out.tokens, ref.get('tokens')!, 'tokens', tol);
+      assertClose(projection, ref.get('projection')!, 'projection', tol);
+      for (const block of [...enc.blocks.items.map((_, i) => `blocks.${i}`), ...enc.blocks_token.items.map((_, j) => `blocks_token.${j}`)]) {
+        const a = et.noGrad(() => enc.encode(images, { keep, attentionOf: block }).attention!);
+        assertClose(a, ref.get(`attn:${block}`)!, `attention of ${block}`, tol);
+      }
+      // float64 proves the maths to 1e-10; float32 to 1e-5 of each tensor's scale.
+      const close = (a: Tensor, e: Tensor, what: string) => (dtype === 'float64' ? assertClose(a, e, what, { rtol: 1e-10, atol: 1e-12 }) : assertCloseToScale(a, e, what, 1e-5));
+      close(images.grad!, ref.get('grad:images')!, 'grad of images');
+      let compared = 0;
+      for (const [k, p] of enc.namedParameters('base_encoder')) {
+        const expected = ref.get(`grad:${k}`);
+        if (pooling === 'mean' && expected === undefined) continue;
+        assert.ok(expected !== undefined, `PyTorch has a gradient for ${k}`);
+        assert.ok(p.grad !== null, `TypeScript has a gradient for ${k}`);
+        close(p.grad!, expected, `grad ${k}`);
+        compared++;
+      }
+      assert.ok(compared >= enc.parameters().length - 1, `compared ${compared} gradients`);
+      model.dispose();
+    });
+  });
+}
+
+for (const loss of ['byol', 'infonce'] as const) {
+  test(`ExtreMA step (${loss}, 75% x 2 disjoint masks): loss, predictions, targets and every student gradient match PyTorch`, () => {
+    et.scope(() => {
+      const { model, g } = pooledModel({}, { loss, temperature: 0.2 });
+      const student = et.randn([4, 3, 32, 32], { generator: g });
+      const teacher = et.randn([4, 3, 32, 32], { generator: g });
+      const keep = model.sampleMasks(4, g);
+      const out = model.forward(student, teacher, { keep });
+      out.loss.backward();
+      const ref = runOracle('extrema_ref.py', { task: 'extrema', config: model.config }, { ...weightsOf(model), student, teacher, keep });
+      assertClose(out.loss.reshape(1), ref.get('loss')!, 'loss', TOL);
+      assertClose(out.predictions, ref.get('predictions')!, 'predictions', TOL);
+      assertClose(out.targets, ref.get('targets')!, 'targets', TOL);
+      const names = model.studentParameters();
+      assert.equal(names.length, model.base_encoder.parameters().length + model.predictor.parameters().length);
+      for (const [k, p] of names) assertClose(p.grad!, ref.get(`grad:${k}`)!, `grad ${k}`, { rtol: 1e-5, atol: 5e-6 });
+      for (const p of model.momentum_encoder.parameters()) assert.equal(p.grad, null, 'the teacher gets no gradient');
+      model.dispose();
+    });
+  });
+}
+
+test('position embedding equals the 2-D sin-cos table computed in PyTorch', () => {
+  et.scope(() => {
+    const cfg = { encoder: { imgSize: [48, 32] as [number, number], patchSize: 8, embedDim: 24, depth: 0, numHeads: 2 }, projectorHiddenDim: 8, predictorHiddenDim: 8 };
+    const model = new ExtremaModel({ ...cfg, maskRatio: 0.5 }, { seed: 1 });
+    const ref = runOracle('extrema_ref.py', { task: 'posembed', config: model.config }, weightsOf(model));
+    assertClose(model.base_encoder.pos_embed, ref.get('pos_embed')!, 'pos_embed', { rtol: 0, atol: 1e-7 });
+    model.dispose();
+  });
+});

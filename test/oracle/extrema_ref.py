@@ -1,0 +1,234 @@
+"""Independent PyTorch reference for ExtreMA, written from the facts about the
+authors' code (shared/reference/official-implementation.md), not from the
+TypeScript. Used as the oracle by test/extrema/*.test.ts.
+
+usage: extrema_ref.py spec.json in.safetensors out.safetensors
+spec: {"config": {...ExtremaConfig...}, "task": "encoder" | "extrema" | "ca_block" | "posembed"}
+inputs: "w:<state key>" weights, plus task inputs (images, keep, ...).
+"""
+import json
+import math
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+torch.use_deterministic_algorithms(False)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=True)
+        self.proj = nn.Linear(dim, dim)
+        self.last_attn = None
+
+    def forward(self, x):
+        B, N, D = x.shape
+        h = self.heads
+        q, k, v = self.qkv(x).view(B, N, 3, h, D // h).permute(2, 0, 3, 1, 4)
+        a = (q @ k.transpose(-1, -2)) * (D // h) ** -0.5
+        a = a.softmax(-1)
+        self.last_attn = a
+        return self.proj((a @ v).transpose(1, 2).reshape(B, N, D))
+
+
+class ClassAttn(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.last_attn = None
+
+    def forward(self, u):
+        B, N, D = u.shape
+        h = self.heads
+        q = self.q(u[:, :1]).view(B, 1, h, D // h).transpose(1, 2)
+        k = self.k(u).view(B, N, h, D // h).transpose(1, 2)
+        v = self.v(u).view(B, N, h, D // h).transpose(1, 2)
+        a = ((q * (D // h) ** -0.5) @ k.transpose(-1, -2)).softmax(-1)
+        self.last_attn = a
+        return self.proj((a @ v).transpose(1, 2).reshape(B, 1, D))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, ratio):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * ratio))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class CABlock(nn.Module):
+    def __init__(self, dim, heads, ratio, init):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = ClassAttn(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * ratio))
+        self.gamma_1 = nn.Parameter(init * torch.ones(dim))
+        self.gamma_2 = nn.Parameter(init * torch.ones(dim))
+
+    def forward(self, x, cls):
+        u = torch.cat([cls, x], dim=1)
+        cls = cls + self.gamma_1 * self.attn(self.norm1(u))
+        return cls + self.gamma_2 * self.mlp(self.norm2(cls))
+
+
+def sincos(dim, gh, gw):
+    # column index in the first half, row index in the second; sin then cos
+    q = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)
+    rows, cols = torch.meshgrid(torch.arange(gh, dtype=torch.float64), torch.arange(gw, dtype=torch.float64), indexing="ij")
+    c = cols.reshape(-1, 1) * omega
+    r = rows.reshape(-1, 1) * omega
+    return torch.cat([c.sin(), c.cos(), r.sin(), r.cos()], 1).float().unsqueeze(0)
+
+
+def head(dims):
+    layers = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            layers += [nn.LayerNorm(dims[i + 1]), nn.GELU()]
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    def __init__(self, e, proj):
+        super().__init__()
+        D = e["embedDim"]
+        p = e["patchSize"]
+        H, W = e["imgSize"]
+        self.pooling = e["pooling"]
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(e["inChans"], D, p, p)
+        if self.pooling != "mean":
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
+        self.register_buffer("pos_embed", sincos(D, H // p, W // p))
+        self.blocks = nn.ModuleList([Block(D, e["numHeads"], e["mlpRatio"]) for _ in range(e["depth"])])
+        self.blocks_token = nn.ModuleList([CABlock(D, e["numHeads"], e["mlpRatio"], e["layerScaleInit"]) for _ in range(e["classAttentionLayers"])])
+        self.norm = nn.LayerNorm(D, eps=1e-6)
+        self.head = head(proj) if proj else nn.Identity()
+
+    def forward(self, img, keep=None):
+        x = self.patch_embed.proj(img).flatten(2).transpose(1, 2) + self.pos_embed
+        B, N, D = x.shape
+        if keep is not None:
+            # one encoder pass over the M views, concatenated mask by mask
+            x = torch.cat([torch.gather(x, 1, keep[:, m, :, None].expand(-1, -1, D)) for m in range(keep.shape[1])], 0)
+        if self.pooling == "class-token":
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1)
+        for blk in self.blocks:
+            x = blk(x)
+        if self.pooling == "class-attention":
+            cls = self.cls_token.expand(x.shape[0], -1, -1)
+            for blk in self.blocks_token:
+                cls = blk(x, cls)
+            x = self.norm(torch.cat([cls, x], 1))
+            return x[:, 0], x[:, 1:]
+        x = self.norm(x)
+        if self.pooling == "class-token":
+            return x[:, 0], x[:, 1:]
+        return x.mean(1), x
+
+
+def build(cfg):
+    e = cfg["encoder"]
+    proj = [e["embedDim"]] + [cfg["projectorHiddenDim"]] * (cfg["projectorLayers"] - 1) + [cfg["projectorDim"]]
+    pred = [cfg["projectorDim"]] + [cfg["predictorHiddenDim"]] * (cfg["predictorLayers"] - 1) + [cfg["projectorDim"]]
+    m = nn.Module()
+    m.base_encoder = Encoder(e, proj)
+    m.momentum_encoder = Encoder(e, proj)
+    m.predictor = head(pred)
+    return m
+
+
+def byol(p, z, masks):
+    zn = F.normalize(z, dim=1)
+    losses = [(F.normalize(pm, dim=1) - zn).pow(2).sum(1).mean() for pm in p.chunk(masks, 0)]
+    return sum(losses) / masks
+
+
+def infonce(p, z, masks, T):
+    k = F.normalize(z, dim=1)
+    labels = torch.arange(z.shape[0])
+    losses = [F.cross_entropy(F.normalize(pm, dim=1) @ k.t() / T, labels) * 2 * T for pm in p.chunk(masks, 0)]
+    return sum(losses) / masks
+
+
+def main():
+    spec = json.load(open(sys.argv[1]))
+    x = load_file(sys.argv[2])
+    cfg = spec["config"]
+    out = {}
+    weights = {k[2:]: v for k, v in x.items() if k.startswith("w:")}
+    model = build(cfg)
+    # strict: the TypeScript state-dict names must be exactly the authors' names
+    model.load_state_dict(weights, strict=True)
+    if spec.get("dtype") == "float64":
+        model.double()
+        x = {k: (v.double() if v.is_floating_point() else v) for k, v in x.items()}
+    task = spec["task"]
+    if task == "posembed":
+        e = cfg["encoder"]
+        p = e["patchSize"]
+        out["pos_embed"] = sincos(e["embedDim"], e["imgSize"][0] // p, e["imgSize"][1] // p)
+    elif task == "encoder":
+        enc = model.base_encoder
+        img = x["images"].requires_grad_(True)
+        inst, tokens = enc(img, x.get("keep"))
+        out["instance"] = inst
+        out["tokens"] = tokens
+        out["projection"] = enc.head(inst)
+        for i, blk in enumerate(enc.blocks):
+            out[f"attn:blocks.{i}"] = blk.attn.last_attn
+        for j, blk in enumerate(enc.blocks_token):
+            out[f"attn:blocks_token.{j}"] = blk.attn.last_attn
+        obj = (inst * x["r_instance"]).sum() + (tokens * x["r_tokens"]).sum() + (out["projection"] * x["r_projection"]).sum()
+        obj.backward()
+        out["grad:images"] = img.grad
+        for k, v in enc.named_parameters():
+            if v.grad is not None:
+                out["grad:base_encoder." + k] = v.grad
+    elif task == "extrema":
+        masks = x["keep"].shape[1]
+        p = model.predictor(model.base_encoder.head(model.base_encoder(x["student"], x["keep"])[0]))
+        with torch.no_grad():
+            z = model.momentum_encoder.head(model.momentum_encoder(x["teacher"])[0])
+        loss = byol(p, z, masks) if cfg["loss"] == "byol" else infonce(p, z, masks, cfg["temperature"])
+        loss.backward()
+        out["loss"] = loss.reshape(1)
+        out["predictions"] = p
+        out["targets"] = z
+        for k, v in model.named_parameters():
+            if k.startswith("momentum_encoder"):
+                continue
+            out["grad:" + k] = v.grad if v.grad is not None else torch.zeros_like(v)
+    else:
+        raise SystemExit(f"unknown task {task}")
+    save_file({k: v.detach().clone().contiguous() for k, v in out.items()}, sys.argv[3])
+
+
+main()
