@@ -5,3 +5,4 @@ export { sampleMasks, checkMasking, visibleCount, type MaskMode, type MaskingOpt
 export { projector, predictor, mlpHead } from './heads';
 export { byolLoss, infoNceLoss } from './loss';
 export { emaUpdate, momentumAt } from './ema';
+export { saveCheckpoint, loadCheckpoint, readCheckpoint, loadEncoder, inferConfig, CheckpointError, CHECKPOINT_FORMAT, type CheckpointState, type ReadCheckpointOptions, type LoadEncoderOptions } from './checkpoint';

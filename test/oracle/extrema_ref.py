@@ -226,6 +226,22 @@ def main():
             if k.startswith("momentum_encoder"):
                 continue
             out["grad:" + k] = v.grad if v.grad is not None else torch.zeros_like(v)
+    elif task == "features":
+        # raw uint8 NHWC pixels -> [0, 1] -> normalised, as `extrema embed` documents
+        img = x["pixels"].float().div(255).permute(0, 3, 1, 2)
+        mean = torch.tensor(spec["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(spec["std"]).view(1, -1, 1, 1)
+        enc = model.momentum_encoder if spec.get("which", "teacher") == "teacher" else model.base_encoder
+        with torch.no_grad():
+            out["features"] = enc((img - mean) / std)[0]
+        if spec.get("save_pth"):
+            # an authors'-style checkpoint: DDP prefixes, optimizer state, argparse args
+            import argparse
+            from collections import OrderedDict
+            sd = OrderedDict(("module." + k, v) for k, v in model.state_dict().items())
+            opt = torch.optim.AdamW([p for p in model.parameters()], lr=1e-3, betas=(0.9, 0.95))
+            ns = argparse.Namespace(arch="vit_tiny", lr=1.5e-4, mask_ratio=0.8, num_masks=1)
+            torch.save({"epoch": 1, "arch": "vit_tiny", "state_dict": sd, "optimizer": opt.state_dict(), "args": ns}, spec["save_pth"])
     else:
         raise SystemExit(f"unknown task {task}")
     save_file({k: v.detach().clone().contiguous() for k, v in out.items()}, sys.argv[3])
