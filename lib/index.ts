@@ -23,3 +23,8 @@ export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd';
 export { Generator, manualSeed } from './runtime/generator';
 export { cuda, synchronize, setNumThreads, getNumThreads, setNumInteropThreads, memory, versions, autocast, isAutocastEnabled } from './runtime/device-runtime';
 export { saveSafetensors, loadSafetensors, serializeSafetensors, parseSafetensors, writeFileAtomic, SafetensorsError, type SafetensorsContent } from './io/safetensors';
+export * as data from './data';
+export { loadIdxImages, loadIdxLabels, listImageFiles, listClassFolder, decodeImage, openImageSource, imageBatches, toNormalizedTensor, IMAGENET_MEAN, IMAGENET_STD, defaultNormalization } from './data';
+export * as nn from './nn';
+export * from './extrema';
+export { loadPth, stateDictFromPth, flattenStateDict, PthError, type LoadPthOptions, type PthCheckpoint, type StateDictOptions, unpickle, PickleError, PickleObject, PickleGlobal, PickleOrderedDict, isPickleTuple, isPickleDict, type PickleValue, type PickleDict, type PickleSet, type UnpickleOptions, type GlobalHandler, ZipArchive, ZipError, type ZipEntry, type ZipReadOptions } from './io/pth';

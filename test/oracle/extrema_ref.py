@@ -15,7 +15,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-torch.use_deterministic_algorithms(False)
+# The tests keep the explicit softmax (it also yields the attention maps);
+# the benchmark switches to PyTorch's fused kernel, as production code would.
+FUSED_ATTENTION = False
 
 
 class Mlp(nn.Module):
@@ -40,6 +42,8 @@ class SelfAttention(nn.Module):
         B, N, D = x.shape
         h = self.heads
         q, k, v = self.qkv(x).view(B, N, 3, h, D // h).permute(2, 0, 3, 1, 4)
+        if FUSED_ATTENTION:
+            return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, D))
         a = (q @ k.transpose(-1, -2)) * (D // h) ** -0.5
         a = a.softmax(-1)
         self.last_attn = a
@@ -62,6 +66,8 @@ class ClassAttn(nn.Module):
         q = self.q(u[:, :1]).view(B, 1, h, D // h).transpose(1, 2)
         k = self.k(u).view(B, N, h, D // h).transpose(1, 2)
         v = self.v(u).view(B, N, h, D // h).transpose(1, 2)
+        if FUSED_ATTENTION:
+            return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, 1, D))
         a = ((q * (D // h) ** -0.5) @ k.transpose(-1, -2)).softmax(-1)
         self.last_attn = a
         return self.proj((a @ v).transpose(1, 2).reshape(B, 1, D))
@@ -247,4 +253,5 @@ def main():
     save_file({k: v.detach().clone().contiguous() for k, v in out.items()}, sys.argv[3])
 
 
-main()
+if __name__ == "__main__":
+    main()
