@@ -232,6 +232,30 @@ def main():
             if k.startswith("momentum_encoder"):
                 continue
             out["grad:" + k] = v.grad if v.grad is not None else torch.zeros_like(v)
+    elif task == "train_sgd":
+        # plain SGD on the student + EMA teacher, step by step on given views and masks
+        for q in model.momentum_encoder.parameters():
+            q.requires_grad_(False)
+        student_params = list(model.base_encoder.parameters()) + list(model.predictor.parameters())
+        losses = []
+        for t in range(x["keeps"].shape[0]):
+            keep = x["keeps"][t]
+            p = model.predictor(model.base_encoder.head(model.base_encoder(x["students"][t], keep)[0]))
+            with torch.no_grad():
+                z = model.momentum_encoder.head(model.momentum_encoder(x["teachers"][t])[0])
+            loss = byol(p, z, keep.shape[1])
+            loss.backward()
+            with torch.no_grad():
+                for q in student_params:
+                    q -= spec["lr"] * q.grad
+                    q.grad = None
+                m = spec["momenta"][t]
+                for a, b in zip(model.momentum_encoder.parameters(), model.base_encoder.parameters()):
+                    a.mul_(m).add_(b, alpha=1 - m)
+            losses.append(loss.detach())
+        out["losses"] = torch.stack(losses)
+        for k, v in model.state_dict().items():
+            out["final:" + k] = v
     elif task == "features":
         # raw uint8 NHWC pixels -> [0, 1] -> normalised, as `extrema embed` documents
         img = x["pixels"].float().div(255).permute(0, 3, 1, 2)
