@@ -119,3 +119,22 @@ test('position embedding equals the 2-D sin-cos table computed in PyTorch', () =
     model.dispose();
   });
 });
+
+test('a class-attention block alone: new class token and gradients of patches, class token and every weight match PyTorch', () => {
+  et.scope(() => {
+    const { model, g } = pooledModel({});
+    const block = model.base_encoder.blocks_token.items[0]!;
+    const x = et.randn([3, 16, 32], { generator: g }).requiresGrad_(true);
+    const cls = et.randn([3, 1, 32], { generator: g }).requiresGrad_(true);
+    const y = block.forward(x, cls);
+    const r = et.randnLike(y);
+    y.mul(r).sum().backward();
+    const ref = runOracle('extrema_ref.py', { task: 'ca_block', config: model.config }, { ...weightsOf(model), x: x.detach(), cls: cls.detach(), r });
+    assert.deepEqual(y.shape, [3, 1, 32], 'only the class token comes out');
+    assertClose(y, ref.get('out')!, 'class token', TOL);
+    assertCloseToScale(x.grad!, ref.get('grad:x')!, 'grad of patch tokens');
+    assertCloseToScale(cls.grad!, ref.get('grad:cls')!, 'grad of class token');
+    for (const [k, p] of block.namedParameters()) assertCloseToScale(p.grad!, ref.get(`grad:${k}`)!, `grad ${k}`);
+    model.dispose();
+  });
+});

@@ -232,6 +232,18 @@ def main():
             if k.startswith("momentum_encoder"):
                 continue
             out["grad:" + k] = v.grad if v.grad is not None else torch.zeros_like(v)
+    elif task == "ca_block":
+        # one class-attention block on its own: new class token and all gradients
+        blk = model.base_encoder.blocks_token[0]
+        xs = x["x"].requires_grad_(True)
+        cls = x["cls"].requires_grad_(True)
+        y = blk(xs, cls)
+        (y * x["r"]).sum().backward()
+        out["out"] = y
+        out["grad:x"] = xs.grad
+        out["grad:cls"] = cls.grad
+        for k, v in blk.named_parameters():
+            out["grad:" + k] = v.grad
     elif task == "train_sgd":
         # plain SGD on the student + EMA teacher, step by step on given views and masks
         for q in model.momentum_encoder.parameters():
