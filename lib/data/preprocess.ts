@@ -41,7 +41,8 @@ function checkPositiveInt(value: unknown, what: string): number {
   return value;
 }
 
-function checkChannels(c: unknown): 1 | 3 {
+/** @internal shared with ./source */
+export function checkChannels(c: unknown): 1 | 3 {
   if (c !== 1 && c !== 3) throw new RangeError(`Expected 1 or 3 channels but received ${String(c)}`);
   return c;
 }

@@ -6,7 +6,7 @@ import type { Device } from '../tensor/device';
 import type { Tensor } from '../tensor/tensor';
 import { loadIdxImages } from './idx';
 import { IMAGE_EXTENSIONS, decodeImage, grayToRgb, isImageFile, listImageFiles, rgbToGray, type RawImage } from './image-folder';
-import { defaultNormalization, resizeShorterAndCenterCrop, toNormalizedTensor } from './preprocess';
+import { checkChannels, defaultNormalization, resizeShorterAndCenterCrop, toNormalizedTensor } from './preprocess';
 
 export type ImageSourceSpec =
   | { kind: 'idx'; file: string }
@@ -37,11 +37,6 @@ export interface OpenOptions {
 
 function checkIndex(index: number, count: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= count) throw new RangeError(`Expected an item index in [0, ${count}) but received ${index}`);
-}
-
-function checkChannels(c: unknown): 1 | 3 {
-  if (c !== 1 && c !== 3) throw new RangeError(`Expected 1 or 3 channels but received ${String(c)}`);
-  return c;
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
