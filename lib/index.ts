@@ -28,3 +28,9 @@ export { loadIdxImages, loadIdxLabels, listImageFiles, listClassFolder, decodeIm
 export * as nn from './nn';
 export * from './extrema';
 export { loadPth, stateDictFromPth, flattenStateDict, PthError, type LoadPthOptions, type PthCheckpoint, type StateDictOptions, unpickle, PickleError, PickleObject, PickleGlobal, PickleOrderedDict, isPickleTuple, isPickleDict, type PickleValue, type PickleDict, type PickleSet, type UnpickleOptions, type GlobalHandler, ZipArchive, ZipError, type ZipEntry, type ZipReadOptions } from './io/pth';
+export * as optim from './optim';
+export { AdamW, paramGroupsForDecay, scaledLr, warmupCosine, cosine, clipGradNorm, GradScaler, type AdamWOptions, type AdamWStateDict, type ParamGroup, type GradScalerOptions, type GradScalerState } from './optim';
+export * as evaluation from './eval';
+export { knnPredict, knnAccuracy, type KnnOptions } from './eval';
+export * as train from './train';
+export { pretrain, pretrainConfig, TrainingError } from './train';

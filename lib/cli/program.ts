@@ -2,6 +2,7 @@
 // a library function, so everything it does is also available from code.
 import { Command, InvalidArgumentError } from 'commander';
 import { embed } from './embed';
+import { addPretrainCommands } from './pretrain';
 
 function positiveInt(value: string, name: string): number {
   const n = Number(value);
@@ -37,5 +38,6 @@ export function buildProgram(): Command {
       process.stderr.write(`wrote ${r.count} x ${r.width} features to ${r.out} in ${r.seconds.toFixed(1)} s\n`);
     });
 
+  addPretrainCommands(program);
   return program;
 }

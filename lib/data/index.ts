@@ -9,3 +9,10 @@ export {
   resizeShorterAndCenterCrop, toNormalizedTensor, type Normalization,
 } from './preprocess';
 export { openImageSource, imageBatches, type ImageSource, type ImageSourceSpec, type OpenOptions, type ImageBatchOptions, type ImageBatch } from './source';
+export { openDataset, defaultLabelsFile, type ImageDataset, type DatasetOptions } from './dataset';
+export { DataLoader, type LoaderOptions, type Batch } from './loader';
+export * from './augment';
+export {
+  rgbToGrayscale, grayscale, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToHsv, hsvToRgb, applyColorJitter, sampleJitter,
+  colorJitter, randomGrayscale, normalize as normalizeChannels, DEFAULT_JITTER, JITTER_OPS, type Factor, type JitterConfig, type JitterFactors, type JitterOp,
+} from './color';

@@ -15,20 +15,32 @@ import { projector } from './heads';
 import { visibleCount } from './masking';
 
 export const CHECKPOINT_FORMAT = 'extrema/1';
+const MODEL_PREFIXES = ['base_encoder.', 'momentum_encoder.', 'predictor.'];
 
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
-/** Writes the model's full state (student, teacher, predictor) and config, atomically. */
-export function saveCheckpoint(file: string, model: ExtremaModel, metadata: Record<string, string> = {}): void {
-  saveSafetensors(file, model.stateDict(), { ...metadata, format: CHECKPOINT_FORMAT, config: JSON.stringify(model.config) });
+/**
+ * Writes the model's full state (student, teacher, predictor) and config,
+ * atomically. `extra` tensors (a training run's optimizer and RNG state) are
+ * stored beside the weights under their own names; model loaders ignore them.
+ */
+export function saveCheckpoint(file: string, model: ExtremaModel, metadata: Record<string, string> = {}, extra: Map<string, Tensor> = new Map()): void {
+  const tensors = new Map(model.stateDict());
+  for (const [k, t] of extra) {
+    if (tensors.has(k) || MODEL_PREFIXES.some((p) => k.startsWith(p))) throw new TypeError(`Extra checkpoint tensor "${k}" collides with the model's names`);
+    tensors.set(k, t);
+  }
+  saveSafetensors(file, tensors, { ...metadata, format: CHECKPOINT_FORMAT, config: JSON.stringify(model.config) });
 }
 
 export interface CheckpointState {
   config: ExtremaConfig;
   /** Weights under the authors' names, without any 'module.' prefix. */
   state: Map<string, Tensor>;
+  /** Other tensors in a safetensors checkpoint (a training run's optimizer and RNG state). */
+  extra: Map<string, Tensor>;
   kind: 'safetensors' | 'pth';
   metadata: Record<string, string>;
   dispose(): void;
@@ -59,7 +71,7 @@ export function readCheckpoint(file: string, options: ReadCheckpointOptions = {}
     const state = stateDictFromPth(file, { stripPrefix: 'module.', device: options.device });
     try {
       const config = inferConfig(state, options.numHeads);
-      return { config, state, kind: 'pth', metadata: {}, dispose: dispose(state) };
+      return { config, state, extra: new Map(), kind: 'pth', metadata: {}, dispose: dispose(state) };
     } catch (e) {
       dispose(state)();
       throw e instanceof CheckpointError ? new CheckpointError(`${file}: ${e.message}`) : e;
@@ -77,7 +89,10 @@ export function readCheckpoint(file: string, options: ReadCheckpointOptions = {}
       throw new CheckpointError(`${file}: the config in the metadata is not valid JSON (${(e as Error).message})`);
     }
     const config = extremaConfig(parsed as ExtremaConfig);
-    return { config, state: tensors, kind: 'safetensors', metadata, dispose: dispose(tensors) };
+    const state = new Map<string, Tensor>();
+    const extra = new Map<string, Tensor>();
+    for (const [k, t] of tensors) (MODEL_PREFIXES.some((p) => k.startsWith(p)) ? state : extra).set(k, t);
+    return { config, state, extra, kind: 'safetensors', metadata, dispose: dispose(tensors) };
   } catch (e) {
     dispose(tensors)();
     throw e;

@@ -15,7 +15,9 @@ let cachedEnv: NodeJS.ProcessEnv | undefined;
 export function pythonEnv(): NodeJS.ProcessEnv {
   if (cachedEnv) return cachedEnv;
   const python = process.env.PYTHON || 'python3';
-  const probe = (env: NodeJS.ProcessEnv) => spawnSync(python, ['-c', 'import torch, safetensors'], { env, stdio: 'ignore' }).status === 0;
+  // find_spec locates the packages without importing torch (3-4 s on a busy 2-core machine).
+  const probe = (env: NodeJS.ProcessEnv) =>
+    spawnSync(python, ['-c', 'import importlib.util as u, sys; sys.exit(0 if u.find_spec("torch") and u.find_spec("safetensors") else 1)'], { env, stdio: 'ignore' }).status === 0;
   const plain: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' };
   if (probe(plain)) return (cachedEnv = plain);
   const local = { ...plain, PYTHONPATH: LOCAL_SITE + (plain.PYTHONPATH ? path.delimiter + plain.PYTHONPATH : '') };

@@ -1,0 +1,2 @@
+// Evaluation of learned features.
+export { knnPredict, knnAccuracy, type KnnOptions, type KnnAccuracy } from './knn';

@@ -1,0 +1,45 @@
+// The run's curves as images, redrawn from log.jsonl after every epoch: loss
+// per step (with a moving average), learning rate, and kNN accuracy.
+import * as path from 'node:path';
+import { RunLog } from './log';
+import { writeChart } from './plot';
+
+function movingAverage(points: [number, number][], window: number): [number, number][] {
+  const out: [number, number][] = [];
+  let sum = 0;
+  for (let i = 0; i < points.length; i++) {
+    sum += (points[i] as [number, number])[1];
+    if (i >= window) sum -= (points[i - window] as [number, number])[1];
+    if (i >= window - 1) out.push([(points[i] as [number, number])[0], sum / window]);
+  }
+  return out;
+}
+
+/** Writes loss.png, lr.png and (with kNN records) knn.png into the run folder; returns their paths. */
+export async function writeRunPlots(out: string): Promise<string[]> {
+  const records = RunLog.read(path.join(out, 'log.jsonl'));
+  const steps = records.filter((r) => r.kind === 'step');
+  const knn = records.filter((r) => r.kind === 'knn');
+  const written: string[] = [];
+  if (steps.length > 0) {
+    const loss = steps.map((r) => [r.epoch as number, r.loss as number] as [number, number]);
+    const window = Math.max(1, Math.min(50, Math.floor(loss.length / 10)));
+    const lossFile = path.join(out, 'loss.png');
+    await writeChart(lossFile, {
+      title: 'ExtreMA training loss', xLabel: 'epoch', yLabel: 'loss',
+      series: [{ name: 'per step', points: loss, color: '#9ecae1' }, { name: `moving average (${window})`, points: movingAverage(loss, window), color: '#08519c' }],
+    });
+    const lrFile = path.join(out, 'lr.png');
+    await writeChart(lrFile, { title: 'Learning rate', xLabel: 'epoch', yLabel: 'lr', series: [{ name: 'lr', points: steps.map((r) => [r.epoch as number, r.lr as number]) }] });
+    written.push(lossFile, lrFile);
+  }
+  if (knn.length > 0) {
+    const knnFile = path.join(out, 'knn.png');
+    await writeChart(knnFile, {
+      title: 'kNN accuracy (teacher features)', xLabel: 'epoch', yLabel: 'top-1 accuracy',
+      series: [{ name: 'kNN top-1', points: knn.map((r) => [r.epoch as number, r.accuracy as number]) }],
+    });
+    written.push(knnFile);
+  }
+  return written;
+}

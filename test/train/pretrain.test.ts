@@ -1,0 +1,94 @@
+// The training run: a run stopped and resumed gives the same loss curve, bit
+// for bit, as an uninterrupted one (CPU float32, same seed); a non-finite loss
+// stops with a clear error and leaves the last good checkpoint untouched;
+// the run folder holds config, log, checkpoint and plots.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as et from '../../lib';
+import { pretrain, TrainingError, RunLog, type PretrainConfigInput } from '../../lib/train';
+import { loadCheckpoint } from '../../lib/extrema';
+import { tmpDir } from '../helpers/oracle';
+
+function tiny(out: string, over: PretrainConfigInput = {}): PretrainConfigInput {
+  return {
+    preset: 'demo', out, trainLimit: 160, batchSize: 32, epochs: 2, warmupEpochs: 1, seed: 5,
+    model: {
+      encoder: { imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 1, numHeads: 2, classAttentionLayers: 1, dropPathRate: 0.1 },
+      projectorHiddenDim: 48, projectorDim: 16, predictorHiddenDim: 32, maskRatio: 0.75, numMasks: 2,
+    },
+    knn: { every: 1, bankLimit: 64, queryLimit: 32, k: 10 },
+    ...over,
+  };
+}
+
+const stepLosses = (out: string) => RunLog.read(path.join(out, 'log.jsonl')).filter((r) => r.kind === 'step').map((r) => r.loss as number);
+
+test('a run stopped mid-epoch and resumed gives the same loss curve and weights, bit for bit', async () => {
+  const dir = tmpDir();
+  try {
+    const full = path.join(dir, 'full');
+    const split = path.join(dir, 'split');
+    const a = await pretrain(tiny(full), {}, { resume: 'never' });
+    assert.equal(a.iterations, 10);
+    const stopped = await pretrain(tiny(split), { stopAfterIterations: 3 }, { resume: 'never' });
+    assert.equal(stopped.iterations, 3);
+    const messages: string[] = [];
+    const b = await pretrain(tiny(split), { onMessage: (m) => messages.push(m) }, { resume: 'auto' });
+    assert.ok(messages.some((m) => /resumed from .* at epoch 0, step 3 \(iteration 3\)/.test(m)), messages.join('\n'));
+    assert.equal(b.iterations, 10);
+    const la = stepLosses(full);
+    assert.equal(la.length, 10);
+    assert.deepEqual(stepLosses(split), la, 'identical losses, step by step');
+    const ma = loadCheckpoint(a.checkpoint);
+    const mb = loadCheckpoint(b.checkpoint);
+    for (const [k, t] of ma.stateDict()) {
+      assert.deepEqual(Buffer.from(mb.stateDict().get(k)!.toTypedArray().buffer), Buffer.from(t.toTypedArray().buffer), `${k} bit-identical`);
+    }
+    ma.dispose();
+    mb.dispose();
+    const knn = RunLog.read(path.join(split, 'log.jsonl')).filter((r) => r.kind === 'knn');
+    assert.deepEqual(knn.map((r) => r.epoch), [0, 1, 2], 'kNN before training and after each epoch, once each');
+    for (const f of ['config.json', 'log.jsonl', 'checkpoint.safetensors', 'loss.png', 'lr.png', 'knn.png']) assert.ok(fs.existsSync(path.join(split, f)), f);
+    const cfg = JSON.parse(fs.readFileSync(path.join(split, 'config.json'), 'utf8'));
+    assert.equal(cfg.model.encoder.embedDim, 32);
+    assert.equal(cfg.batchSize, 32);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a non-finite loss stops the run with a clear error and keeps the last good checkpoint', async () => {
+  const dir = tmpDir();
+  try {
+    const out = path.join(dir, 'run');
+    await pretrain(tiny(out, { epochs: 1, warmupEpochs: 0.5, knn: { every: 0 } }), {}, { resume: 'never' });
+    const ckpt = path.join(out, 'checkpoint.safetensors');
+    const before = fs.readFileSync(ckpt);
+    // An absurd learning rate, continuing from that checkpoint for another epoch.
+    await assert.rejects(
+      pretrain(tiny(out, { epochs: 3, baseLr: 1e30, minLr: 0, knn: { every: 0 } }), {}, { resume: 'auto' }),
+      (e: Error) => e instanceof TrainingError && /The loss is NaN at epoch 1, step \d+ .*last good checkpoint is .*checkpoint\.safetensors/.test(e.message),
+    );
+    assert.deepEqual(fs.readFileSync(ckpt), before, 'the checkpoint is untouched');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pretrain config: presets, overrides, errors naming the field', () => {
+  const demo = et.train.pretrainConfig();
+  assert.equal(demo.model.encoder.embedDim, 192);
+  assert.equal(demo.model.maskRatio, 0.8);
+  assert.equal(demo.model.numMasks, 2);
+  const small = et.train.pretrainConfig({ preset: 'cpu-small' });
+  assert.deepEqual([small.batchSize, small.epochs, small.warmupEpochs, small.baseLr, small.model.projectorHiddenDim], [256, 4, 1, 5e-4, 1024]);
+  assert.equal(et.train.pretrainConfig({ preset: 'vit-b-224' }).model.encoder.embedDim, 768);
+  assert.equal(et.train.pretrainConfig({ knn: { k: 20 } }).knn.temperature, 0.07, 'nested fields merge');
+  assert.throws(() => et.train.pretrainConfig({ epochz: 3 } as never), /Unknown pretrain config field "epochz"/);
+  assert.throws(() => et.train.pretrainConfig({ preset: 'nope' }), /one of vit-b-224, vit-s-224, cpu-small, demo for "preset"/);
+  assert.throws(() => et.train.pretrainConfig({ warmupEpochs: 9, epochs: 5 }), /warmupEpochs/);
+  assert.throws(() => et.train.pretrainConfig({ model: { numMasks: 9 } }), /9 disjoint masks of 9 visible tokens need 81 patches but the image has 49/);
+  assert.throws(() => et.train.pretrainConfig({ precision: 'fp16' }), /fp16 with a dynamic loss scaler is for CUDA/);
+});
