@@ -23,11 +23,12 @@ export async function writeRunPlots(out: string): Promise<string[]> {
   const written: string[] = [];
   if (steps.length > 0) {
     const loss = steps.map((r) => [r.epoch as number, r.loss as number] as [number, number]);
-    const window = Math.max(1, Math.min(50, Math.floor(loss.length / 10)));
+    const window = Math.min(50, Math.floor(loss.length / 10));
     const lossFile = path.join(out, 'loss.png');
     await writeChart(lossFile, {
       title: 'ExtreMA training loss', xLabel: 'epoch', yLabel: 'loss',
-      series: [{ name: 'per step', points: loss, color: '#9ecae1' }, { name: `moving average (${window})`, points: movingAverage(loss, window), color: '#08519c' }],
+      series: window < 2 ? [{ name: 'per step', points: loss }]
+        : [{ name: 'per step', points: loss, color: '#9ecae1' }, { name: `moving average (${window} steps)`, points: movingAverage(loss, window), color: '#08519c' }],
     });
     const lrFile = path.join(out, 'lr.png');
     await writeChart(lrFile, { title: 'Learning rate', xLabel: 'epoch', yLabel: 'lr', series: [{ name: 'lr', points: steps.map((r) => [r.epoch as number, r.lr as number]) }] });

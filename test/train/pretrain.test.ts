@@ -92,3 +92,20 @@ test('pretrain config: presets, overrides, errors naming the field', () => {
   assert.throws(() => et.train.pretrainConfig({ model: { numMasks: 9 } }), /9 disjoint masks of 9 visible tokens need 81 patches but the image has 49/);
   assert.throws(() => et.train.pretrainConfig({ precision: 'fp16' }), /fp16 with a dynamic loss scaler is for CUDA/);
 });
+
+test('bf16 autocast (on CPU here, on CUDA in the paper recipes) trains with finite losses close to fp32', async () => {
+  const dir = tmpDir();
+  try {
+    const cfg = (precision: 'fp32' | 'bf16', out: string) => tiny(out, { precision, epochs: 1, warmupEpochs: 0.5, trainLimit: 96, knn: { every: 0 } });
+    const fp32 = await pretrain(cfg('fp32', path.join(dir, 'fp32')), {}, { resume: 'never' });
+    const bf16 = await pretrain(cfg('bf16', path.join(dir, 'bf16')), {}, { resume: 'never' });
+    assert.equal(bf16.losses.length, 3);
+    bf16.losses.forEach((l, i) => {
+      assert.ok(Number.isFinite(l));
+      assert.ok(Math.abs(l - fp32.losses[i]!) < 0.05 * Math.abs(fp32.losses[i]!) + 0.02, `step ${i}: bf16 ${l} vs fp32 ${fp32.losses[i]}`);
+    });
+    assert.notDeepEqual(bf16.losses, fp32.losses, 'autocast really ran in bf16');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
