@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { embed } from './embed';
 import { addPretrainCommands } from './pretrain';
+import { attentionFigure } from './attention';
 
 function positiveInt(value: string, name: string): number {
   const n = Number(value);
@@ -36,6 +37,22 @@ export function buildProgram(): Command {
     .action(async (opts: { checkpoint: string; images: string; out: string; batchSize: number; device: string; mean?: number[]; std?: number[]; heads?: number; student?: boolean; quiet?: boolean }) => {
       const r = await embed({ ...opts, which: opts.student ? 'student' : 'teacher' });
       process.stderr.write(`wrote ${r.count} x ${r.width} features to ${r.out} in ${r.seconds.toFixed(1)} s\n`);
+    });
+
+  program.command('attention')
+    .description('a PNG of images beside the attention maps of the class token (last class-attention block by default)')
+    .requiredOption('--checkpoint <file>', "this project's .safetensors or the authors' .pth")
+    .requiredOption('--images <path>', 'an IDX file or an image folder (the first --count images are drawn)')
+    .requiredOption('--out <file.png>', 'output PNG')
+    .option('--count <n>', 'images', (v) => positiveInt(v, '--count'), 16)
+    .option('--columns <n>', 'image pairs per row', (v) => positiveInt(v, '--columns'), 8)
+    .option('--block <name>', 'block whose attention to draw, e.g. blocks_token.0 or blocks.11')
+    .option('--heads <n>', 'attention heads of a .pth model (default: width / 64)', (v) => positiveInt(v, '--heads'))
+    .option('--student', 'the student encoder instead of the teacher')
+    .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+    .action(async (opts: { checkpoint: string; images: string; out: string; count: number; columns: number; block?: string; heads?: number; student?: boolean; device: string }) => {
+      const r = await attentionFigure({ ...opts, which: opts.student ? 'student' : 'teacher' });
+      process.stderr.write(`wrote attention maps of ${r.count} images to ${r.out}\n`);
     });
 
   addPretrainCommands(program);

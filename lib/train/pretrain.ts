@@ -115,6 +115,7 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
 
   try {
     if (position.iteration === 0) knnBefore = await runKnn(0);
+    else knnBefore = (RunLog.read(log.file).find((r) => r.kind === 'knn' && r.epoch === 0)?.accuracy as number | undefined) ?? null;
     // ---- the loop ------------------------------------------------------------
     for (let epoch = position.epoch; epoch < cfg.epochs; epoch++) {
       const started = performance.now();
