@@ -28,7 +28,7 @@ void (async () => {
   fs.mkdirSync(outDir, { recursive: true });
   const w = 20;
   await writeChart(path.join(outDir, 'parity-loss.png'), {
-    title: `Loss, moving average of ${w} steps`, xLabel: 'epoch', yLabel: 'BYOL loss',
+    title: `Loss, moving average of ${w} steps`, xLabel: 'epoch', yLabel: 'BYOL loss (log scale)', logY: true,
     series: [{ name: 'extrema (TypeScript)', points: smooth(loss(ours), w) }, { name: 'PyTorch reference', points: smooth(loss(theirs), w) }],
   });
   await writeChart(path.join(outDir, 'parity-knn.png'), {

@@ -26,7 +26,7 @@ export async function writeRunPlots(out: string): Promise<string[]> {
     const window = Math.min(50, Math.floor(loss.length / 10));
     const lossFile = path.join(out, 'loss.png');
     await writeChart(lossFile, {
-      title: 'ExtreMA training loss', xLabel: 'epoch', yLabel: 'loss',
+      title: 'ExtreMA training loss', xLabel: 'epoch', yLabel: 'loss (log scale)', logY: true,
       series: window < 2 ? [{ name: 'per step', points: loss }]
         : [{ name: 'per step', points: loss, color: '#9ecae1' }, { name: `moving average (${window} steps)`, points: movingAverage(loss, window), color: '#08519c' }],
     });
