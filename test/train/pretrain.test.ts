@@ -109,3 +109,17 @@ test('bf16 autocast (on CPU here, on CUDA in the paper recipes) trains with fini
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('gradient accumulation: micro-batches per optimizer step, and clipping, run to the end', async () => {
+  const dir = tmpDir();
+  try {
+    const r = await pretrain(tiny(path.join(dir, 'acc'), { batchSize: 16, accumulate: 2, clipGrad: 1, epochs: 2, warmupEpochs: 0.5, knn: { every: 0 } }), {}, { resume: 'never' });
+    // 160 images / 16 per micro-batch = 10 micro-batches = 5 optimizer steps per epoch.
+    assert.equal(r.iterations, 10);
+    assert.ok(r.losses.every(Number.isFinite));
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'acc', 'config.json'), 'utf8'));
+    assert.deepEqual([cfg.batchSize, cfg.accumulate, cfg.clipGrad], [16, 2, 1]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
