@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { pretrain } from '../train/pretrain';
-import { PRESETS, type PretrainConfigInput } from '../train/config';
+import { PRESETS, mergeConfig, type PretrainConfigInput } from '../train/config';
 import { loadEncoder } from '../extrema/checkpoint';
 import { openKnnSets, knnMonitor } from '../train/knn-monitor';
 import { ProgressBar } from './progress';
@@ -68,17 +68,6 @@ function readConfigFile(file: string): PretrainConfigInput {
   } catch (e) {
     throw new Error(`The config file ${file} is not valid JSON: ${(e as Error).message}`);
   }
-}
-
-/** Deep overlay for the config file and flags (nested objects merge). */
-function overlay(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const cur = out[k];
-    out[k] = typeof cur === 'object' && cur !== null && !Array.isArray(cur) && typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? overlay(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
 }
 
 export function addPretrainCommands(program: Command): void {
@@ -148,7 +137,7 @@ export function addPretrainCommands(program: Command): void {
     .action(async (flags: Flags) => {
       if (flags.threads !== undefined) setNumThreads(flags.threads as number);
       const fileConfig = typeof flags.config === 'string' ? readConfigFile(flags.config) : {};
-      const input = overlay(fileConfig as Record<string, unknown>, fromFlags(flags) as Record<string, unknown>) as PretrainConfigInput;
+      const input = mergeConfig(fileConfig, fromFlags(flags));
       let bar: ProgressBar | null = null;
       let barEpoch = -1;
       const quiet = flags.quiet === true;

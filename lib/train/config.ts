@@ -132,11 +132,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Overlays b on a: nested plain objects merge, everything else replaces. */
-function merge<T>(a: T, b: unknown): T {
+/** Overlays b on a: nested plain objects merge, everything else (arrays too) replaces. */
+export function mergeConfig<T>(a: T, b: unknown): T {
   if (!isObject(a) || !isObject(b)) return (b === undefined ? a : b) as T;
   const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) if (v !== undefined) out[k] = k in out ? merge(out[k], v) : v;
+  for (const [k, v] of Object.entries(b)) if (v !== undefined) out[k] = k in out ? mergeConfig(out[k], v) : v;
   return out as T;
 }
 
@@ -151,7 +151,7 @@ export function pretrainConfig(input: PretrainConfigInput = {}): PretrainConfig 
   if (preset === undefined) throw new TypeError(`Expected one of ${Object.keys(PRESETS).join(', ')} for "preset" but received ${describe(name)}`);
   const { preset: _ignored, ...rest } = input;
   void _ignored;
-  const merged = merge(preset, rest) as Preset;
+  const merged = mergeConfig(preset, rest) as Preset;
   const cfg: PretrainConfig = { ...merged, model: extremaConfig(merged.model) };
   validate(cfg);
   return cfg;
