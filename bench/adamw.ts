@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as et from '../lib';
+import { bestPerCall, median } from './timing';
 import { pythonEnv, tmpDir } from '../test/helpers/oracle';
 
 const depth = Number(process.env.BENCH_DEPTH ?? 10);
@@ -32,17 +33,9 @@ function vitShapes(d: number, blocks: number): [string, number[]][] {
 const shapes = vitShapes(width, depth);
 const numel = shapes.reduce((n, [, s]) => n + s.reduce((a, b) => a * b, 1), 0);
 
-function best(fn: () => void, iters: number, repeats = 3): number {
-  fn();
-  let min = Infinity;
-  for (let r = 0; r < repeats; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < iters; i++) fn();
-    if (device !== 'cpu') et.synchronize(device);
-    min = Math.min(min, Number(process.hrtime.bigint() - t0) / 1e9 / iters);
-  }
-  return min;
-}
+const best = (fn: () => void, iters: number) => bestPerCall(fn, iters, 3, () => {
+  if (device !== 'cpu') et.synchronize(device);
+});
 
 function measureOurs(fused: boolean): number {
   const g = et.Generator.create(0);
@@ -77,7 +70,6 @@ try {
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }
-const median = (xs: number[]) => xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
 const fmt = (s: number) => `${(s * 1e3).toFixed(2)} ms`;
 console.log(`AdamW step, ${shapes.length} tensors, ${(numel / 1e6).toFixed(2)}M params (ViT width ${width}, ${depth} blocks), decay + no-decay groups, ${device}`);
 console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, threads ${threads}, node ${process.version}, torch ${torchVersion}, median of ${ROUNDS} rounds (best of 3 x ${ITERS} steps each)`);

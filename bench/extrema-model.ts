@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as et from '../lib';
+import { bestPerCall, formatSeconds, median } from './timing';
 import { ExtremaModel, type ExtremaConfigInput } from '../lib/extrema';
 import { pythonEnv, tmpDir } from '../test/helpers/oracle';
 
@@ -33,16 +34,6 @@ if (setup === undefined) throw new Error(`Unknown BENCH_PRESET "${presetName}"; 
 const threads = Number(process.env.BENCH_THREADS ?? et.getNumThreads());
 et.setNumThreads(threads);
 
-function best(fn: () => void, iters: number, repeats = 3): number {
-  fn();
-  let min = Infinity;
-  for (let r = 0; r < repeats; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < iters; i++) fn();
-    min = Math.min(min, Number(process.hrtime.bigint() - t0) / 1e9 / iters);
-  }
-  return min;
-}
 
 const g = et.Generator.create(0);
 const model = new ExtremaModel(setup.config, { seed: 0 });
@@ -57,13 +48,13 @@ const studentParams = model.base_encoder.parameters();
 
 function measureOurs(): Record<string, number> {
   return {
-    step: best(() => et.scope(() => {
+    step: bestPerCall(() => et.scope(() => {
       model.forward(student, teacher, { keep }).loss.backward();
       model.zeroGrad();
     }), setup.stepIters),
-    ema_fused: best(() => et.emaUpdate(teacherParams, studentParams, 0.996, { fused: true }), 50),
-    ema_loop: best(() => et.emaUpdate(teacherParams, studentParams, 0.996, { fused: false }), 50),
-    embed: best(() => et.scope(() => void model.embed(embedImages)), setup.embedIters),
+    ema_fused: bestPerCall(() => et.emaUpdate(teacherParams, studentParams, 0.996, { fused: true }), 50),
+    ema_loop: bestPerCall(() => et.emaUpdate(teacherParams, studentParams, 0.996, { fused: false }), 50),
+    embed: bestPerCall(() => et.scope(() => void model.embed(embedImages)), setup.embedIters),
   };
 }
 
@@ -92,14 +83,13 @@ try {
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }
-const median = (xs: number[]) => xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
 const label: Record<string, string> = {
   step: `objective step fwd+bwd (batch ${setup.batch}, ${model.config.maskRatio * 100}% x ${model.config.numMasks})`,
   ema_fused: `EMA update, fused (${teacherParams.length} tensors, ${(model.momentum_encoder.numParameters() / 1e6).toFixed(1)}M params)`,
   ema_loop: 'EMA update, per-tensor loop',
   embed: `teacher inference (batch ${setup.embedBatch})`,
 };
-const fmt = (s: number) => (s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(2)} us`);
+const fmt = formatSeconds;
 console.log(`preset ${presetName}: ${JSON.stringify(setup.config.encoder)}`);
 console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, threads ${threads}, node ${process.version}, torch ${torchVersion}, median of ${ROUNDS} alternating rounds`);
 console.log('| operation | extrema (TS) | PyTorch (Python) | ratio TS/Python |');

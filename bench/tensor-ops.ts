@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as et from '../lib';
+import { formatSeconds, median } from './timing';
 import { pythonEnv } from '../test/helpers/oracle';
 
 function best(fn: (n: number) => void, iters: number, repeats = 5): number {
@@ -81,7 +82,6 @@ for (let r = 0; r < ROUNDS; r++) {
   torchVersion = py.torch;
   rounds.push({ ours, theirs: py.results });
 }
-const median = (xs: number[]) => xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
 
 const label: Record<string, string> = {
   small_add: 'add, 4 floats (new tensor)',
@@ -91,7 +91,7 @@ const label: Record<string, string> = {
   from_typed_1k: 'from TypedArray, 1k floats',
   from_typed_1m: 'from TypedArray, 1M floats',
 };
-const fmt = (s: number) => (s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(2)} us`);
+const fmt = formatSeconds;
 console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, threads ${threads}, node ${process.version}, torch ${torchVersion}, median of ${ROUNDS} alternating rounds`);
 console.log('| operation | extrema (TS) | PyTorch (Python) | ratio TS/Python |');
 console.log('|---|---|---|---|');

@@ -16,7 +16,7 @@ import { scope } from '../tensor/scope';
 import { Tensor } from '../tensor/tensor';
 import * as aten from '../tensor/ops.generated';
 import type { Generator } from '../runtime/generator';
-import { defaultNormalization } from './preprocess';
+import { defaultNormalization, roundHalfEven } from './preprocess';
 import { DEFAULT_JITTER, checkImages, checkNormalization, checkProbability, colorView, drawUniform, dropUndefined, jitterConfig, type JitterConfig } from './color';
 
 /**
@@ -129,15 +129,6 @@ export function checkConfig(cfg: AugmentConfig, channels: number): void {
  * and columns left..left+width-1).
  */
 export type CropBoxes = Float64Array;
-
-/** Python's round(): halves to even. */
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d < 0.5) return f;
-  if (d > 0.5) return f + 1;
-  return f % 2 === 0 ? f : f + 1;
-}
 
 /** Uniforms drawn per image by randomResizedCropBoxes: 10 attempts x (area, log-ratio), then (row, column) of the box. */
 export const CROP_UNIFORMS_PER_IMAGE = 22;

@@ -54,7 +54,7 @@ function checkPixels(data: unknown, count: number, what: string): Uint8Array {
 }
 
 /** Python's round(): halves go to the even neighbour. */
-function roundHalfEven(x: number): number {
+export function roundHalfEven(x: number): number {
   const f = Math.floor(x);
   const d = x - f;
   if (d < 0.5) return f;
