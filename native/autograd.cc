@@ -11,12 +11,10 @@ namespace extrema {
 namespace {
 
 std::vector<at::Tensor> TensorsFrom(const Napi::Value& v, const char* what, bool allow_null) {
-  if (!v.IsArray()) ThrowType(v.Env(), std::string("Expected an array of tensors for ") + what);
-  auto arr = v.As<Napi::Array>();
+  std::vector<Napi::Value> items = ArrayItems(v, "an array of tensors", what);
   std::vector<at::Tensor> out;
-  out.reserve(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
-    Napi::Value e = arr.Get(i);
+  out.reserve(items.size());
+  for (const Napi::Value& e : items) {
     if (allow_null && (e.IsNull() || e.IsUndefined())) {
       out.emplace_back();
     } else {

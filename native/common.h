@@ -56,6 +56,10 @@ double ToDouble(const Napi::Value& v, const char* what);
 bool ToBool(const Napi::Value& v, const char* what);
 std::string ToString(const Napi::Value& v, const char* what);
 std::vector<int64_t> ToIntVector(const Napi::Value& v, const char* what);
+// The elements of a JS array, read (getters and all) before any of them is
+// converted, so no JS runs while native values are being assembled.
+// `expected` names the wanted type in the error for a non-array.
+std::vector<Napi::Value> ArrayItems(const Napi::Value& v, const char* expected, const char* what);
 c10::Device ToDevice(const Napi::Value& v, const char* what);
 at::ScalarType ToScalarType(const Napi::Value& v, const char* what);
 std::string DescribeJs(const Napi::Value& v);

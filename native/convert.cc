@@ -10,7 +10,8 @@ std::string DescribeJs(const Napi::Value& v) {
     case napi_undefined: return "undefined";
     case napi_null: return "null";
     case napi_boolean: return "a boolean";
-    case napi_number: return "the number " + std::to_string(v.As<Napi::Number>().DoubleValue());
+    // JS's own formatting (1.5, 2147483648, NaN), not printf's 6 decimals
+    case napi_number: return "the number " + v.ToString().Utf8Value();
     case napi_string: return "the string \"" + v.As<Napi::String>().Utf8Value() + "\"";
     case napi_bigint: return "a bigint";
     case napi_object: return v.IsArray() ? "an array" : "an object";
@@ -22,13 +23,18 @@ std::string DescribeJs(const Napi::Value& v) {
 int64_t ToInt64(const Napi::Value& v, const char* what) {
   if (v.IsNumber()) {
     double d = v.As<Napi::Number>().DoubleValue();
-    if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) <= 9007199254740992.0) {
-      return static_cast<int64_t>(d);
+    if (std::isfinite(d) && std::trunc(d) == d) {
+      // Beyond 2^53 a JS number no longer names one integer: the caller
+      // cannot have meant the value libtorch would see.
+      if (std::fabs(d) <= 9007199254740991.0) return static_cast<int64_t>(d);
+      throw Napi::RangeError::New(v.Env(), std::string("Expected an integer between -(2^53 - 1) and 2^53 - 1 for ") + what +
+                                               " but received " + DescribeJs(v));
     }
   } else if (v.IsBigInt()) {
     bool lossless = false;
     int64_t r = v.As<Napi::BigInt>().Int64Value(&lossless);
     if (lossless) return r;
+    throw Napi::RangeError::New(v.Env(), std::string("Expected an integer within int64 for ") + what + " but received a bigint out of range");
   }
   ThrowType(v.Env(), std::string("Expected an integer for ") + what + " but received " + DescribeJs(v));
 }
@@ -48,13 +54,23 @@ std::string ToString(const Napi::Value& v, const char* what) {
   ThrowType(v.Env(), std::string("Expected a string for ") + what + " but received " + DescribeJs(v));
 }
 
-std::vector<int64_t> ToIntVector(const Napi::Value& v, const char* what) {
-  if (!v.IsArray()) {
-    ThrowType(v.Env(), std::string("Expected an array of integers for ") + what + " but received " + DescribeJs(v));
-  }
+std::vector<Napi::Value> ArrayItems(const Napi::Value& v, const char* expected, const char* what) {
+  if (!v.IsArray()) ThrowType(v.Env(), std::string("Expected ") + expected + " for " + what + " but received " + DescribeJs(v));
   auto arr = v.As<Napi::Array>();
-  std::vector<int64_t> out(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); ++i) out[i] = ToInt64(arr.Get(i), what);
+  // The length is read once: a getter may grow or shrink the array while
+  // its elements are read, and the copy must not follow it.
+  uint32_t n = arr.Length();
+  std::vector<Napi::Value> items;
+  items.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) items.push_back(arr.Get(i));
+  return items;
+}
+
+std::vector<int64_t> ToIntVector(const Napi::Value& v, const char* what) {
+  std::vector<Napi::Value> items = ArrayItems(v, "an array of integers", what);
+  std::vector<int64_t> out;
+  out.reserve(items.size());
+  for (const Napi::Value& item : items) out.push_back(ToInt64(item, what));
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 
+#include <deque>
 #include <sstream>
 
 namespace extrema {
@@ -65,9 +66,14 @@ struct OpEntry {
 };
 
 // Per JS thread (worker_threads that load the addon stay isolated).
+// Reading an argument can run JS (an array element getter), and that JS can
+// look up or call operators while an outer call is converting: both
+// containers are deques so that growing them never moves what an outer call
+// is holding, and each nesting level of call() gets its own boxed stack.
 struct DispatchState {
-  std::vector<OpEntry> ops;
-  torch::jit::Stack stack;
+  std::deque<OpEntry> ops;
+  std::deque<torch::jit::Stack> stacks;
+  size_t depth = 0;
 };
 thread_local DispatchState* tls_state EXTREMA_FAST_TLS = nullptr;
 
@@ -75,6 +81,27 @@ inline DispatchState& State() {
   if (tls_state == nullptr) tls_state = new DispatchState();
   return *tls_state;
 }
+
+// The boxed stack of one call(), reused by later calls at the same depth.
+class StackLease {
+ public:
+  explicit StackLease(DispatchState& state) : state_(state) {
+    if (state.depth == state.stacks.size()) state.stacks.emplace_back();
+    stack_ = &state.stacks[state.depth++];
+    stack_->clear();
+  }
+  ~StackLease() {
+    stack_->clear();
+    --state_.depth;
+  }
+  StackLease(const StackLease&) = delete;
+  StackLease& operator=(const StackLease&) = delete;
+  torch::jit::Stack& stack() { return *stack_; }
+
+ private:
+  DispatchState& state_;
+  torch::jit::Stack* stack_;
+};
 
 Kind KindOf(const c10::TypePtr& type, bool* optional) {
   c10::TypePtr t = type;
@@ -174,45 +201,36 @@ void PushArg(torch::jit::Stack& stack, const ArgSpec& spec, const Napi::Value& v
       return;
     }
     case Kind::FloatList: {
-      if (!v.IsArray()) ThrowType(v.Env(), std::string("Expected an array of numbers for ") + what);
-      auto arr = v.As<Napi::Array>();
-      std::vector<double> out(arr.Length());
-      for (uint32_t i = 0; i < arr.Length(); ++i) out[i] = ToDouble(arr.Get(i), what);
+      std::vector<double> out;
+      for (const Napi::Value& e : ArrayItems(v, "an array of numbers", what)) out.push_back(ToDouble(e, what));
       stack.emplace_back(std::move(out));
       return;
     }
     case Kind::BoolList: {
-      if (!v.IsArray()) ThrowType(v.Env(), std::string("Expected an array of booleans for ") + what);
-      auto arr = v.As<Napi::Array>();
       c10::List<bool> out;
-      for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(ToBool(arr.Get(i), what));
+      for (const Napi::Value& e : ArrayItems(v, "an array of booleans", what)) out.push_back(ToBool(e, what));
       stack.emplace_back(std::move(out));
       return;
     }
     case Kind::ScalarList: {
-      if (!v.IsArray()) ThrowType(v.Env(), std::string("Expected an array of numbers for ") + what + " but received " + DescribeJs(v));
-      auto arr = v.As<Napi::Array>();
+      std::vector<Napi::Value> items = ArrayItems(v, "an array of numbers", what);
       c10::impl::GenericList out(c10::NumberType::get());
-      out.reserve(arr.Length());
-      for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(ToScalar(arr.Get(i), what));
+      out.reserve(items.size());
+      for (const Napi::Value& e : items) out.push_back(ToScalar(e, what));
       stack.emplace_back(std::move(out));
       return;
     }
     case Kind::TensorList: {
-      if (!v.IsArray()) ThrowType(v.Env(), std::string("Expected an array of tensors for ") + what + " but received " + DescribeJs(v));
-      auto arr = v.As<Napi::Array>();
+      std::vector<Napi::Value> items = ArrayItems(v, "an array of tensors", what);
       c10::List<at::Tensor> out;
-      out.reserve(arr.Length());
-      for (uint32_t i = 0; i < arr.Length(); ++i) out.push_back(UnwrapTensor(arr.Get(i), what));
+      out.reserve(items.size());
+      for (const Napi::Value& e : items) out.push_back(UnwrapTensor(e, what));
       stack.emplace_back(std::move(out));
       return;
     }
     case Kind::OptTensorList: {
-      if (!v.IsArray()) ThrowType(v.Env(), std::string("Expected an array of tensors or nulls for ") + what);
-      auto arr = v.As<Napi::Array>();
       c10::List<std::optional<at::Tensor>> out;
-      for (uint32_t i = 0; i < arr.Length(); ++i) {
-        Napi::Value e = arr.Get(i);
+      for (const Napi::Value& e : ArrayItems(v, "an array of tensors or nulls", what)) {
         if (e.IsNull() || e.IsUndefined()) {
           out.push_back(std::nullopt);
         } else {
@@ -435,27 +453,19 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
                        std::to_string(given));
   }
   if (op.fast != Fast::None) return CallFast(info, op);
-  torch::jit::Stack& stack = state.stack;
-  stack.clear();
+  StackLease lease(state);
+  torch::jit::Stack& stack = lease.stack();
   for (size_t i = 0; i < op.args.size(); ++i) {
     PushArg(stack, op.args[i], i < given ? info[i + 1] : env.Undefined());
   }
   op.handle.callBoxed(stack);
   size_t n = op.returns_mutated_input.size();
-  if (n == 0) {
-    stack.clear();
-    return env.Undefined();
-  }
-  if (n == 1) {
-    Napi::Value out = op.returns_mutated_input[0] ? env.Undefined() : FromIValue(env, stack[0]);
-    stack.clear();
-    return out;
-  }
+  if (n == 0) return env.Undefined();
+  if (n == 1) return op.returns_mutated_input[0] ? env.Undefined() : FromIValue(env, stack[0]);
   auto out = Napi::Array::New(env, n);
   for (size_t i = 0; i < n; ++i) {
     out.Set(static_cast<uint32_t>(i), op.returns_mutated_input[i] ? env.Undefined() : FromIValue(env, stack[i]));
   }
-  stack.clear();
   return out;
 }
 

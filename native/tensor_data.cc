@@ -29,23 +29,27 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) {
     ThrowType(env, "Expected a TypedArray for data but received " + DescribeJs(info[0]));
   }
-  auto array = info[0].As<Napi::TypedArray>();
+  // The shape is read first: its getters could detach the data's buffer.
   std::vector<int64_t> shape = ToIntVector(info[1], "shape");
   at::ScalarType dtype = ToScalarType(info[2], "dtype");
   for (int64_t d : shape) {
     if (d < 0) ThrowType(env, "Expected non-negative sizes in shape");
   }
+  // napi_get_typedarray_info gives the bytes of a view on an ArrayBuffer and
+  // on a SharedArrayBuffer alike (Napi::ArrayBuffer only takes the former).
+  size_t length = 0;
+  void* data = nullptr;
+  napi_typedarray_type type;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr), Napi::Value());
+  size_t byte_length = info[0].As<Napi::TypedArray>().ByteLength();
   at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
   size_t expected = t.nbytes();
-  if (array.ByteLength() != expected) {
+  if (byte_length != expected) {
     ThrowType(env, "Expected " + std::to_string(expected) + " bytes of data for a tensor of shape " +
                        c10::str(t.sizes()) + " and dtype " + c10::toString(dtype) + " but received " +
-                       std::to_string(array.ByteLength()));
+                       std::to_string(byte_length));
   }
-  if (expected > 0) {
-    auto* src = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-    CopyBytes(t.data_ptr(), src, expected);
-  }
+  if (expected > 0) CopyBytes(t.data_ptr(), data, expected);
   return WrapTensor(env, std::move(t));
 }
 

@@ -136,9 +136,8 @@ static Napi::Value ReleaseMany(const Napi::CallbackInfo& info) {
       if (table.Contains(ids[i])) table.Release(ids[i]);
     }
   } else {
-    auto ids = info[0].As<Napi::Array>();
-    for (uint32_t i = 0; i < ids.Length(); ++i) {
-      double id = ids.Get(i).As<Napi::Number>().DoubleValue();
+    for (const Napi::Value& e : ArrayItems(info[0], "an array of tensor ids", "releaseMany")) {
+      double id = ToDouble(e, "tensor id");
       if (table.Contains(id)) table.Release(id);
     }
   }

@@ -1,5 +1,5 @@
 // The teacher as an exponential moving average of the student.
-import * as aten from '../tensor/ops.generated';
+import * as internal from '../tensor/ops.internal.generated';
 import { noGrad } from '../autograd';
 import type { Tensor } from '../tensor/tensor';
 
@@ -26,7 +26,7 @@ export function emaUpdate(teacher: readonly Tensor[], student: readonly Tensor[]
   noGrad(() => {
     if (options.fused ?? true) {
       // lerp(t, s, w) = t + w (s - t) = (1 - w) t + w s, with w = 1 - m.
-      aten._foreach_lerp__Scalar(teacher, student, 1 - m);
+      internal._foreach_lerp__Scalar(teacher, student, 1 - m);
     } else {
       for (let i = 0; i < teacher.length; i++) {
         (teacher[i] as Tensor).mul_(m).add_(student[i] as Tensor, 1 - m);

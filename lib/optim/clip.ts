@@ -1,5 +1,6 @@
 // Gradient-norm clipping, numerically torch.nn.utils.clip_grad_norm_.
 import * as aten from '../tensor/ops.generated';
+import * as internal from '../tensor/ops.internal.generated';
 import { Tensor } from '../tensor/tensor';
 import { describe } from '../tensor/dtype';
 import { scope } from '../tensor/scope';
@@ -35,14 +36,14 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
     const first = groups.values().next().value![0]!.device;
     const norms: Tensor[] = [];
     for (const grads of groups.values()) {
-      for (const n of aten._foreach_norm_Scalar(grads, normType)) norms.push(n.device === first ? n : n.to({ device: first }));
+      for (const n of internal._foreach_norm_Scalar(grads, normType)) norms.push(n.device === first ? n : n.to({ device: first }));
     }
     const total = aten.linalg_vector_norm(aten.stack(norms), normType);
     // maxNorm / (total + 1e-6) in torch is reciprocal() * maxNorm (Tensor.__rtruediv__): same rounding here.
     const coef = aten.clamp_max(aten.reciprocal(total.add(1e-6)).mul(maxNorm), 1);
     for (const grads of groups.values()) {
       const c = grads[0]!.device === first ? coef : coef.to({ device: grads[0]!.device });
-      aten._foreach_mul__Tensor(grads, c);
+      internal._foreach_mul__Tensor(grads, c);
     }
     return total.item();
   }));

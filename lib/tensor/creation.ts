@@ -191,6 +191,22 @@ function inferShape(data: NestedArray, shape: number[], depth: number): void {
   }
 }
 
+// Inclusive bounds of the integer dtypes (int64's upper bound, 2^63, is
+// exclusive). Like torch.tensor and et.full, values outside are refused
+// rather than wrapped; bool takes any number (non-zero is true) as PyTorch does.
+const INT_RANGES: Readonly<Record<string, readonly [number, number]>> = {
+  uint8: [0, 255], int8: [-128, 127], int16: [-32768, 32767], int32: [-2147483648, 2147483647], int64: [-(2 ** 63), 2 ** 63],
+};
+
+function checkedInt(v: number | boolean, i: number, dtype: DType): bigint {
+  const n = Number(v);
+  const [lo, hi] = INT_RANGES[dtype] as readonly [number, number];
+  if (!(n >= lo && (dtype === 'int64' ? n < hi : n <= hi))) {
+    throw new RangeError(`Expected values from ${lo} to ${dtype === 'int64' ? '2^63 - 1' : hi} for a tensor of dtype ${dtype} but element ${i} is ${n}`);
+  }
+  return BigInt(Math.trunc(n));
+}
+
 /** A tensor from nested JS arrays (float32 for numbers, bool for booleans) or a TypedArray (1-D). */
 export function tensor(data: NestedArray | AnyTypedArray, o?: CreateOptions): Tensor {
   if (ArrayBuffer.isView(data)) return fromTypedArray(data as AnyTypedArray, [(data as AnyTypedArray).length], o);
@@ -205,7 +221,7 @@ export function tensor(data: NestedArray | AnyTypedArray, o?: CreateOptions): Te
     base = Uint8Array.from(flat, (v) => (v ? 1 : 0));
     baseDType = 'bool';
   } else if (dtype === 'int64' || dtype === 'int32' || dtype === 'int16' || dtype === 'int8' || dtype === 'uint8') {
-    base = BigInt64Array.from(flat, (v) => BigInt(Math.trunc(Number(v))));
+    base = BigInt64Array.from(flat, (v, i) => checkedInt(v, i, dtype));
     baseDType = 'int64';
   } else {
     base = Float64Array.from(flat, Number);

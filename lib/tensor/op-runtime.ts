@@ -1,6 +1,7 @@
-// Helpers the generated operator wrappers (ops.generated.ts) call: lazy op
-// lookup, argument checks done in JS before anything crosses, and wrapping
-// results. Kept tiny because they run on every op.
+// Helpers the generated operator wrappers (ops.generated.ts and
+// ops.internal.generated.ts) call: lazy op lookup, argument checks done in JS
+// before anything crosses, and wrapping results. Kept tiny because they run
+// on every op.
 import { native, type Handle } from '../native';
 import { assertDType, describe, dtypeCode, type DType } from './dtype';
 import { assertDevice } from './device';

@@ -86,20 +86,48 @@ function isOwned(value: unknown): value is Owned {
   return typeof value === 'object' && value !== null && typeof (value as Owned)._id === 'number' && '_kept' in value;
 }
 
-function collect(value: unknown, out: Set<Owned>, depth: number): void {
-  if (depth > 8 || value === null || typeof value !== 'object') return;
-  if (isOwned(value)) {
-    out.add(value);
-    return;
-  }
-  if (Array.isArray(value)) {
-    for (const v of value) collect(v, out, depth + 1);
-  } else if (value instanceof Map) {
-    for (const v of value.values()) collect(v, out, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    for (const v of Object.values(value)) collect(v, out, depth + 1);
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * The tensors reachable from a scope's result through arrays, plain objects,
+ * Maps (keys and values) and Sets, at any depth. Iterative with a visited set,
+ * so deep or cyclic results neither overflow the stack nor loop.
+ */
+function collect(result: unknown, out: Set<Owned>): void {
+  const pending: unknown[] = [result];
+  const seen = new Set<object>();
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (value === null || typeof value !== 'object' || seen.has(value)) continue;
+    seen.add(value);
+    if (isOwned(value)) {
+      out.add(value);
+    } else if (Array.isArray(value) || value instanceof Set) {
+      for (const v of value) pending.push(v);
+    } else if (value instanceof Map) {
+      for (const [k, v] of value) pending.push(k, v);
+    } else if (isPlainObject(value)) {
+      for (const v of Object.values(value)) pending.push(v);
+    }
   }
 }
+
+function isAsyncFunction(fn: unknown): boolean {
+  if (typeof fn !== 'function') return false;
+  const tag = (fn as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag];
+  return tag === 'AsyncFunction' || tag === 'AsyncGeneratorFunction';
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null &&
+    typeof (value as { then?: unknown }).then === 'function';
+}
+
+const SYNC_ONLY = 'scope() takes a synchronous function: tensors created after an await would escape it. ' +
+  'Await outside the scope, or open a scope() inside the async function around each synchronous part';
 
 function release(owned: Owned[], survivors: Set<Owned> | null): Owned[] {
   const ids: number[] = [];
@@ -118,11 +146,25 @@ function release(owned: Owned[], survivors: Set<Owned> | null): Owned[] {
 }
 
 /**
- * Runs fn and frees every tensor created while it ran, except the tensors in
- * its result (a tensor, or arrays / plain objects / Maps holding tensors) and
- * those passed to keep(). Returned tensors move to the enclosing scope.
+ * Runs fn and frees every tensor created while it ran, except those passed
+ * to keep() and the tensors in its result. Returned tensors move to the
+ * enclosing scope.
+ *
+ * What counts as "in its result": the result itself if it is a Tensor, and
+ * every Tensor reachable from it through arrays, plain objects (`{}` or
+ * `Object.create(null)`), Maps (keys and values) and Sets, at any depth
+ * (cycles are fine). Instances of other classes are NOT looked into: a
+ * tensor held only in a field of a class instance (a module, a custom
+ * record) is freed when the scope ends unless it was keep()'d.
+ *
+ * fn must be synchronous. An async function is refused before it runs; a
+ * function that returns a promise (or any thenable) makes scope() throw a
+ * TypeError after freeing fn's tensors, and the promise's own rejection, if
+ * any, is marked handled so it cannot end the process.
  */
 export function scope<T>(fn: () => T): T {
+  if (typeof fn !== 'function') throw new TypeError(`Expected a function for scope() but received ${typeof fn}`);
+  if (isAsyncFunction(fn)) throw new TypeError(SYNC_ONLY);
   const s: Scope = { owned: [] };
   scopes.push(s);
   let result: T;
@@ -134,12 +176,15 @@ export function scope<T>(fn: () => T): T {
     throw e;
   }
   scopes.pop();
-  if (result instanceof Promise) {
+  if (isThenable(result)) {
     release(s.owned, null);
-    throw new TypeError('scope() takes a synchronous function; tensors created after an await would escape it');
+    // The caller learns of the misuse from the TypeError; a later rejection
+    // of the promise must not also surface as an unhandled rejection.
+    Promise.resolve(result).catch(() => undefined);
+    throw new TypeError(SYNC_ONLY);
   }
   const survivors = new Set<Owned>();
-  collect(result, survivors, 0);
+  collect(result, survivors);
   for (const t of release(s.owned, survivors)) adopt(t);
   return result;
 }

@@ -30,6 +30,26 @@ function other(x: Tensor | Scalar, op: string): Tensor | Scalar {
   throw new TypeError(`Expected a Tensor or a number for "other" of ${op} but received ${describe(x)}`);
 }
 
+const TO_OPTION_KEYS: ReadonlySet<string> = new Set(['dtype', 'device', 'nonBlocking', 'copy']);
+
+// Anything but a dtype, a device or a plain options object is refused: an
+// array, a Map or a misspelt key would otherwise leave the tensor unchanged.
+function toOptions(target: unknown): ToOptions {
+  if (typeof target === 'string') return isDType(target) ? { dtype: target } : { device: assertDevice(target) };
+  const proto = typeof target === 'object' && target !== null ? Object.getPrototypeOf(target) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(`Expected a device, a dtype or an options object { dtype, device, nonBlocking, copy } for to() but received ${describe(target)}`);
+  }
+  const opts = target as Record<string, unknown>;
+  for (const key of Object.keys(opts)) {
+    if (!TO_OPTION_KEYS.has(key)) throw new TypeError(`Unknown option "${key}" for to(); expected dtype, device, nonBlocking or copy`);
+  }
+  for (const key of ['nonBlocking', 'copy']) {
+    if (opts[key] !== undefined && typeof opts[key] !== 'boolean') throw new TypeError(`Expected a boolean for "${key}" of to() but received ${describe(opts[key])}`);
+  }
+  return opts as ToOptions;
+}
+
 function dimsArg(dim: number | readonly number[] | undefined | null): readonly number[] | null {
   if (dim === undefined || dim === null) return null;
   return typeof dim === 'number' ? [dim] : dim;
@@ -108,9 +128,12 @@ export class Tensor implements Owned {
 
   /** Size of one dimension (negative counts from the end). */
   size(dim: number): number {
+    if (!Number.isInteger(dim)) throw new TypeError(`Expected an integer for "dim" of size() but received ${describe(dim)}`);
     const shape = this._shape ?? (this._shape = native.shape(this.id));
     const d = dim < 0 ? dim + shape.length : dim;
-    if (d < 0 || d >= shape.length) throw new RangeError(`Dimension ${dim} is out of range for a tensor with ${shape.length} dimensions`);
+    if (d < 0 || d >= shape.length) {
+      throw new RangeError(`Dimension ${dim} is out of range for a tensor with ${shape.length} dimensions (expected ${shape.length === 0 ? 'none' : `-${shape.length} to ${shape.length - 1}`})`);
+    }
     return shape[d] as number;
   }
 
@@ -199,11 +222,8 @@ export class Tensor implements Owned {
 
   /** Moves and/or casts: to('cuda'), to('float16'), to({ device, dtype, nonBlocking, copy }). */
   to(target: Device | DType | ToOptions): Tensor {
-    let opts: ToOptions;
-    if (typeof target === 'string') opts = isDType(target) ? { dtype: target } : { device: assertDevice(target) };
-    else if (typeof target === 'object' && target !== null) opts = target;
-    else throw new TypeError(`Expected a device, a dtype or options for "to" but received ${describe(target)}`);
-    const dtype = opts.dtype === undefined ? undefined : assertDType(opts.dtype, '"dtype"');
+    const opts = toOptions(target);
+    const dtype = opts.dtype === undefined ? undefined : assertDType(opts.dtype, '"dtype" of to()');
     const device = opts.device === undefined ? undefined : assertDevice(opts.device);
     if (device === undefined) return aten.to_dtype(this, dtype ?? this.dtype, opts.nonBlocking ?? false, opts.copy ?? false);
     return aten.to_device(this, device, dtype ?? this.dtype, opts.nonBlocking ?? false, opts.copy ?? false);

@@ -9,13 +9,17 @@ import * as et from '../../lib';
 import { tmpDir } from '../helpers/oracle';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-const committed = fs.readFileSync(path.join(ROOT, 'lib', 'tensor', 'ops.generated.ts'), 'utf8');
+const TENSOR_DIR = path.join(ROOT, 'lib', 'tensor');
+const GENERATED = ['ops.generated.ts', 'ops.internal.generated.ts'];
+const committed = fs.readFileSync(path.join(TENSOR_DIR, GENERATED[0]!), 'utf8');
 const generatedFor = /libtorch\n\/\/ (\S+) reports/.exec(committed)?.[1];
 const sameTorch = generatedFor === et.versions().torch;
 
-test('lib/tensor/ops.generated.ts is up to date', { skip: sameTorch ? false : `generated for libtorch ${generatedFor}, built against ${et.versions().torch}` }, () => {
-  const out = path.join(tmpDir(), 'ops.ts');
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'generate-ops.js'), '--out', out], { encoding: 'utf8' });
+test('lib/tensor/ops.generated.ts and ops.internal.generated.ts are up to date', { skip: sameTorch ? false : `generated for libtorch ${generatedFor}, built against ${et.versions().torch}` }, () => {
+  const out = tmpDir();
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'generate-ops.js'), '--out-dir', out], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  assert.ok(fs.readFileSync(out, 'utf8') === committed, 'regenerate with: npm run generate:ops');
+  for (const file of GENERATED) {
+    assert.ok(fs.readFileSync(path.join(out, file), 'utf8') === fs.readFileSync(path.join(TENSOR_DIR, file), 'utf8'), `${file}: regenerate with: npm run generate:ops`);
+  }
 });
