@@ -4,7 +4,8 @@
 //   node dist/bench/compare-runs.js <extrema run>/log.jsonl <torch run>/log.jsonl <out folder>
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RunLog, writeChart } from '../lib/train';
+import { RunLog } from '../lib/train';
+import { writeChart } from '../lib/train/plot';
 
 type P = [number, number];
 

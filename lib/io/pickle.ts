@@ -22,6 +22,9 @@
 // Input is bounded: every length is checked against the bytes left before
 // anything is allocated, the stack, memo and mark depth have caps, and ints
 // longer than CPython's own 4300-digit text limit (or 1 MiB binary) are refused.
+// Work is bounded too: the memo hands out references, never copies, and the
+// allowed callables (list(x), bytes(x), ...) may copy only so many items in
+// total, so a pickle cannot copy one large memoised value again and again.
 // Truncated or malformed input raises a PickleError giving the byte offset.
 import type { Tensor } from '../tensor/tensor';
 
@@ -127,6 +130,12 @@ export interface UnpickleOptions {
   /** Caps on the value stack, the memo and the mark depth (default 2^24 each). */
   maxStack?: number;
   maxMemo?: number;
+  /**
+   * Cap on the items (elements, entries, characters, bytes) of the arguments
+   * passed to allowed callables, which may copy them, summed over all calls
+   * (default 2^20 + 4 x the pickle's length).
+   */
+  maxCopiedItems?: number;
 }
 
 const MAX_TEXT_INT_DIGITS = 4300;
@@ -145,6 +154,13 @@ export function isPickleDict(v: unknown): v is PickleDict {
 }
 
 const tuple = (items: PickleValue[]): readonly PickleValue[] => Object.freeze(items);
+
+/** How many items a callable could copy out of this argument. */
+function copyableSize(v: PickleValue | undefined): number {
+  if (typeof v === 'string' || v instanceof Uint8Array || Array.isArray(v)) return v.length;
+  if (v instanceof Map || v instanceof Set) return v.size;
+  return 0;
+}
 
 function describeValue(v: unknown): string {
   if (v === null) return 'None';
@@ -267,6 +283,8 @@ class Unpickler {
   private readonly source: string;
   private readonly maxStack: number;
   private readonly maxMemo: number;
+  private readonly maxCopied: number;
+  private copied = 0;
   private opStart = 0;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private readonly globalCache = new Map<string, PickleGlobal>();
@@ -277,6 +295,7 @@ class Unpickler {
     this.source = options.source ?? '(buffer)';
     this.maxStack = options.maxStack ?? DEFAULT_LIMIT;
     this.maxMemo = options.maxMemo ?? DEFAULT_LIMIT;
+    this.maxCopied = options.maxCopiedItems ?? 2 ** 20 + 4 * data.length;
   }
 
   private fail(message: string): never {
@@ -508,6 +527,11 @@ class Unpickler {
         const o = new PickleObject(callable.qualifiedName, args);
         o.kwargs = kwargs;
         return o;
+      }
+      for (const a of args) this.copied += copyableSize(a);
+      this.copied += copyableSize(kwargs ?? undefined);
+      if (this.copied > this.maxCopied) {
+        this.fail(`expected the arguments of allowed calls to hold at most ${this.maxCopied} items in total but ${callable.qualifiedName}(...) for ${what} brings them to ${this.copied} (a pickle that copies a large value again and again)`);
       }
       try {
         return handler(args, kwargs);

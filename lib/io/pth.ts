@@ -37,21 +37,24 @@
 // tensors belong to that scope like any other. Peak memory is the tensors plus
 // one storage's bytes (and, for storages read through views, that storage
 // until the load ends).
+//
+// A hostile file cannot make a load run long or take much memory: the zip
+// reader and the unpickler bound their work by their input (see ./zip and
+// ./pickle), the loaded tensors may take `maxMaterializedBytes` together (by
+// default the storage records' bytes plus 64 MiB, where a stride-0 view of
+// six stored numbers could otherwise claim gigabytes), and the walk that
+// lists `tensors` visits each shared container once.
 import * as fs from 'node:fs';
-import { native } from '../native';
+import { fromBytes } from '../tensor/bytes';
 import * as aten from '../tensor/ops.generated';
 import { assertDevice, type Device } from '../tensor/device';
-import { dtypeCode, itemSize, isFloating, type DType } from '../tensor/dtype';
+import { itemSize, isFloating, type DType } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
 import { ZipArchive, ZipError } from './zip';
 import {
   PickleError, PickleObject, PickleGlobal, unpickle, isPickleTuple,
   type GlobalHandler, type PickleDict, type PickleValue,
 } from './pickle';
-
-export { unpickle, PickleError, PickleObject, PickleGlobal, PickleOrderedDict, isPickleTuple, isPickleDict } from './pickle';
-export type { PickleValue, PickleDict, PickleSet, UnpickleOptions, GlobalHandler } from './pickle';
-export { ZipArchive, ZipError, type ZipEntry, type ZipReadOptions } from './zip';
 
 export class PthError extends Error {
   override name = 'PthError';
@@ -66,12 +69,27 @@ export interface LoadPthOptions {
   verifyChecksums?: boolean;
   /** Refuse a data.pkl larger than this (default 1 GiB). */
   maxPickleBytes?: number;
+  /**
+   * The most bytes the loaded tensors may take together (default: the bytes
+   * of the archive's storage records plus 64 MiB). A tensor can be a view that
+   * repeats its storage (stride 0) or overlaps other views, so a few bytes on
+   * disk could otherwise become gigabytes; legitimate checkpoints materialise
+   * each stored byte about once.
+   */
+  maxMaterializedBytes?: number;
+  /** Deflated records may inflate to at most this many times the file's size in total, or 64 MiB where that is more (default 32). */
+  maxInflateRatio?: number;
 }
 
 export interface PthCheckpoint {
   /** The object that was saved, with tensors in place. */
   readonly object: PickleValue;
-  /** Every tensor reachable from `object` by dotted path ('state_dict.module.fc.weight', 'optimizer.state.0.exp_avg'); the first path wins where one tensor is reachable twice. */
+  /**
+   * Every tensor reachable from `object` by dotted path ('state_dict.module.fc.weight',
+   * 'optimizer.state.0.exp_avg'). A tensor referenced from two places has both paths;
+   * a container (dict, list, object) that Python shared between two places is listed
+   * under the first path only; where two paths spell the same string the first wins.
+   */
   readonly tensors: Map<string, Tensor>;
   /** The archive's top-level folder name, its `version` record and byte order. */
   readonly archiveName: string;
@@ -103,6 +121,10 @@ const TORCH_DTYPES: Record<string, DType | null> = {
   float32: 'float32', float64: 'float64', float16: 'float16', bfloat16: 'bfloat16', int64: 'int64', int32: 'int32', int16: 'int16', int8: 'int8', uint8: 'uint8', bool: 'bool',
   complex32: null, complex64: null, complex128: null, uint16: null, uint32: null, uint64: null, float8_e4m3fn: null, float8_e5m2: null, qint8: null, quint8: null, qint32: null,
 };
+
+/** More dimensions than any real tensor has; it keeps the work per rebuild call small. */
+const MAX_DIMS = 64;
+const MATERIALIZE_SLACK = 64 * 1024 * 1024;
 
 const LEGACY_MAGIC = Buffer.from([0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
 
@@ -146,6 +168,10 @@ class PthLoader {
   readonly globals: Map<string, GlobalHandler | null>;
   byteorder: 'little' | 'big' = 'little';
   prefix = '';
+  /** Bytes of the tensors created so far, and their cap (set once the archive's storage records are known). */
+  private materialized = 0;
+  materializeLimit = 0;
+  storedBytes = 0;
 
   constructor(private readonly zip: ZipArchive, private readonly file: string, private readonly options: LoadPthOptions) {
     const g = new Map<string, GlobalHandler | null>();
@@ -231,6 +257,7 @@ class PthLoader {
 
   private intsArg(v: PickleValue | undefined, what: string): number[] {
     if (!Array.isArray(v)) this.fail(`expected a tuple of ints for ${what} but received ${describe(v)}`);
+    if (v.length > MAX_DIMS) this.fail(`expected at most ${MAX_DIMS} dimensions for ${what} but received ${v.length}`);
     return (v as readonly PickleValue[]).map((x, i) => this.intArg(x, `${what}[${i}]`));
   }
 
@@ -257,9 +284,14 @@ class PthLoader {
       last += ((size[i] as number) - 1) * (stride[i] as number);
     }
     if (!Number.isSafeInteger(numel) || !Number.isSafeInteger(last)) this.fail(`the tensor of size [${size.join(', ')}] in ${what} is too large`);
+    const bytes = numel * width;
+    if (this.materialized + bytes > this.materializeLimit) {
+      this.fail(`the tensor of size [${size.join(', ')}] (stride [${stride.join(', ')}]) in ${what} takes ${bytes} bytes, which would bring the loaded tensors to ${this.materialized + bytes} bytes, more than the ${this.materializeLimit} allowed (maxMaterializedBytes, by default the ${this.storedBytes} bytes of the storage records plus 64 MiB; raise it to load this file)`);
+    }
+    this.materialized += bytes;
     let t: Tensor;
     if (numel === 0) {
-      t = Tensor._wrap(native.fromBuffer(new Uint8Array(0), size, dtypeCode(dtype)));
+      t = fromBytes(new Uint8Array(0), size, dtype);
     } else {
       if (last + 1 > storageNumel) {
         this.fail(`expected the tensor (offset ${offset}, size [${size.join(', ')}], stride [${stride.join(', ')}]) to fit in storage "${ref.key}" of ${storageNumel} ${dtype} elements but it needs ${last + 1}`);
@@ -267,7 +299,7 @@ class PthLoader {
       const dense = contiguousStrides(size);
       const contiguous = size.every((s, i) => s === 1 || stride[i] === dense[i]);
       if (offset === 0 && numel === storageNumel && contiguous) {
-        t = Tensor._wrap(native.fromBuffer(this.storageBytes(ref, dtype), size, dtypeCode(dtype)));
+        t = fromBytes(this.storageBytes(ref, dtype), size, dtype);
       } else {
         const storage = this.storageTensor(ref, dtype, storageNumel);
         const view = aten.as_strided(storage, size, stride, offset);
@@ -302,7 +334,7 @@ class PthLoader {
     const key = `${ref.key}\u0000${dtype}`;
     let s = this.storages.get(key);
     if (s === undefined) {
-      s = Tensor._wrap(native.fromBuffer(this.storageBytes(ref, dtype), [numel], dtypeCode(dtype)));
+      s = fromBytes(this.storageBytes(ref, dtype), [numel], dtype);
       this.storages.set(key, s);
     }
     return s;
@@ -365,13 +397,22 @@ export function loadPth(file: string, options: LoadPthOptions = {}): PthCheckpoi
   return load(file, options).checkpoint;
 }
 
-function load(file: string, options: LoadPthOptions): { checkpoint: PthCheckpoint; created: Tensor[] } {
+interface PathLimit {
+  maxPathChars: number;
+  file: string;
+}
+
+function load(file: string, options: LoadPthOptions): { checkpoint: PthCheckpoint; created: Tensor[]; pathLimit: PathLimit } {
   if (options.device !== undefined) assertDevice(options.device, '"device"');
+  const { maxMaterializedBytes } = options;
+  if (maxMaterializedBytes !== undefined && !(typeof maxMaterializedBytes === 'number' && maxMaterializedBytes >= 0)) {
+    throw new TypeError(`Expected a non-negative number for "maxMaterializedBytes" but received ${typeof maxMaterializedBytes === 'number' ? maxMaterializedBytes : typeof maxMaterializedBytes}`);
+  }
   const legacy = sniffLegacy(file);
   if (legacy !== null) throw new PthError(`Unsupported PyTorch checkpoint ${file}: ${legacy}`);
   let zip: ZipArchive;
   try {
-    zip = ZipArchive.open(file);
+    zip = ZipArchive.open(file, { maxInflateRatio: options.maxInflateRatio });
   } catch (e) {
     if (e instanceof ZipError) throw new PthError(e.message, { cause: e });
     throw e;
@@ -388,6 +429,17 @@ function load(file: string, options: LoadPthOptions): { checkpoint: PthCheckpoin
     if (roots.length > 1) loader.fail(`expected one "<name>/data.pkl" record but received ${roots.length}: ${roots.join(', ')}`);
     const prefix = (roots[0] as string).slice(0, -'/data.pkl'.length);
     loader.prefix = prefix;
+    // Declared sizes of deflated records count only up to what the archive may inflate, so they cannot raise the cap by fiat.
+    let stored = 0;
+    let deflated = 0;
+    for (const [name, e] of zip.entries) {
+      if (name.startsWith(`${prefix}/data/`)) {
+        if (e.method === 0) stored += e.size;
+        else deflated += e.size;
+      }
+    }
+    loader.storedBytes = stored + Math.min(deflated, zip.inflateLimit);
+    loader.materializeLimit = maxMaterializedBytes ?? loader.storedBytes + MATERIALIZE_SLACK;
     if (zip.has(`${prefix}/constants.pkl`) || [...zip.entries.keys()].some((n) => n.startsWith(`${prefix}/code/`))) {
       throw new PthError(`Unsupported PyTorch checkpoint ${file}: it is a TorchScript archive (torch.jit.save); only torch.save checkpoints are supported`);
     }
@@ -414,7 +466,9 @@ function load(file: string, options: LoadPthOptions): { checkpoint: PthCheckpoin
       globals: loader.globals,
       persistentLoad: (pid) => loader.persistentLoad(pid),
     });
-    const tensors = flatten(object, '', false);
+    // Real checkpoints spell each path out in data.pkl about once; V8 strings end at 2^29 characters.
+    const pathLimit = { maxPathChars: Math.min(2 ** 28, 2 ** 24 + 16 * pkl.length), file };
+    const tensors = flatten(object, '', false, pathLimit);
     const created = loader.created;
     ok = true;
     const checkpoint: PthCheckpoint = {
@@ -427,7 +481,7 @@ function load(file: string, options: LoadPthOptions): { checkpoint: PthCheckpoin
         for (const t of created) t.dispose();
       },
     };
-    return { checkpoint, created };
+    return { checkpoint, created, pathLimit };
   } catch (e) {
     if (e instanceof PthError) throw e;
     if (e instanceof ZipError || e instanceof PickleError) throw new PthError(e.message, { cause: e });
@@ -444,11 +498,57 @@ function keyPart(k: PickleValue): string | null {
   return null;
 }
 
-function flatten(value: unknown, prefix: string, strictKeys: boolean): Map<string, Tensor> {
+/** The (path, value) pairs one level below a container. */
+function* children(v: object, path: string): Generator<[string, unknown]> {
+  const sub = (k: string) => (path === '' ? k : `${path}.${k}`);
+  if (v instanceof Map) {
+    for (const [k, x] of v) {
+      const part = keyPart(k as PickleValue);
+      if (part !== null) yield [sub(part), x];
+    }
+  } else if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) yield [sub(String(i)), v[i]];
+  } else if (v instanceof PickleObject) {
+    for (const [k, x] of v.attributes) yield [sub(k), x];
+    if (v.dictItems) {
+      for (const [k, x] of v.dictItems) {
+        const part = keyPart(k);
+        if (part !== null) yield [sub(part), x];
+      }
+    }
+    if (v.listItems) for (let i = 0; i < v.listItems.length; i++) yield [sub(String(i)), v.listItems[i]];
+  } else {
+    for (const [k, x] of Object.entries(v)) yield [sub(k), x];
+  }
+}
+
+function isContainer(v: unknown): v is object {
+  return v instanceof Map || Array.isArray(v) || v instanceof PickleObject
+    || (typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype);
+}
+
+/**
+ * Depth first, in insertion order, without recursion (a pickle nests as deep
+ * as it likes in a few bytes a level). Each container is walked once, at the
+ * first path that reaches it: pickles share objects through the memo, and
+ * walking a shared sub-list at every path reaching it takes exponential time
+ * (a list holding the same list twice, 40 levels deep); this also ends
+ * cycles. The total length of the tensor paths is capped by `maxPathChars`,
+ * as one long memoised key repeated along a deep chain makes paths whose total
+ * length grows with the square of the pickle's size.
+ */
+function flatten(value: unknown, prefix: string, strictKeys: boolean, pathLimit?: PathLimit): Map<string, Tensor> {
+  const maxPathChars = pathLimit?.maxPathChars ?? Infinity;
   const out = new Map<string, Tensor>();
-  const onPath = new Set<object>();
-  const walk = (v: unknown, path: string): void => {
+  const walked = new Set<object>();
+  const pending: Generator<[string, unknown]>[] = [];
+  let pathChars = 0;
+  const visit = (path: string, v: unknown): void => {
     if (v instanceof Tensor) {
+      pathChars += path.length;
+      if (pathChars > maxPathChars) {
+        throw new PthError(`Invalid PyTorch checkpoint ${pathLimit?.file}: expected the paths of the tensors to total at most ${maxPathChars} characters but they reach ${pathChars} at a path of ${path.length} characters (long keys repeated through shared or deeply nested objects)`);
+      }
       if (out.has(path)) {
         if (strictKeys) throw new PthError(`Expected unique keys in the state dict but "${path}" occurs twice`);
         return;
@@ -456,30 +556,16 @@ function flatten(value: unknown, prefix: string, strictKeys: boolean): Map<strin
       out.set(path, v);
       return;
     }
-    if (typeof v !== 'object' || v === null || v instanceof Uint8Array || v instanceof PickleGlobal) return;
-    if (onPath.has(v)) return; // a cycle
-    onPath.add(v);
-    const sub = (k: string) => (path === '' ? k : `${path}.${k}`);
-    if (v instanceof Map) {
-      for (const [k, x] of v) {
-        const part = keyPart(k as PickleValue);
-        if (part !== null) walk(x, sub(part));
-      }
-    } else if (Array.isArray(v)) {
-      v.forEach((x, i) => walk(x, sub(String(i))));
-    } else if (v instanceof PickleObject) {
-      for (const [k, x] of v.attributes) walk(x, sub(k));
-      if (v.dictItems) for (const [k, x] of v.dictItems) {
-        const part = keyPart(k);
-        if (part !== null) walk(x, sub(part));
-      }
-      v.listItems?.forEach((x, i) => walk(x, sub(String(i))));
-    } else if (!(v instanceof Set) && Object.getPrototypeOf(v) === Object.prototype) {
-      for (const [k, x] of Object.entries(v)) walk(x, sub(k));
-    }
-    onPath.delete(v);
+    if (!isContainer(v) || walked.has(v)) return;
+    walked.add(v);
+    pending.push(children(v, path));
   };
-  walk(value, prefix);
+  visit(prefix, value);
+  while (pending.length > 0) {
+    const next = (pending[pending.length - 1] as Generator<[string, unknown]>).next();
+    if (next.done) pending.pop();
+    else visit(next.value[0], next.value[1]);
+  }
   return out;
 }
 
@@ -489,7 +575,8 @@ function flatten(value: unknown, prefix: string, strictKeys: boolean): Map<strin
  * insertion order: { state_dict: { 'module.fc.weight': T } } gives
  * 'state_dict.module.fc.weight' (or 'module.fc.weight' from the inner dict).
  * List items are keyed by index; non-tensor leaves are skipped; a key that
- * occurs twice is an error.
+ * occurs twice is an error; a container reachable from two places is listed
+ * under the first only.
  */
 export function flattenStateDict(value: unknown, prefix = ''): Map<string, Tensor> {
   return flatten(value, prefix, true);
@@ -500,7 +587,7 @@ export function flattenStateDict(value: unknown, prefix = ''): Map<string, Tenso
  * disposing every other tensor (optimizer state, ...). See StateDictOptions.key.
  */
 export function stateDictFromPth(file: string, options: StateDictOptions = {}): Map<string, Tensor> {
-  const { checkpoint: ckpt, created } = load(file, options);
+  const { checkpoint: ckpt, created, pathLimit } = load(file, options);
   try {
     let root: PickleValue = ckpt.object;
     if (options.key === undefined) {
@@ -520,7 +607,7 @@ export function stateDictFromPth(file: string, options: StateDictOptions = {}): 
         root = next;
       }
     }
-    const flat = flattenStateDict(root);
+    const flat = flatten(root, '', true, pathLimit);
     const out = new Map<string, Tensor>();
     const strip = options.stripPrefix;
     for (const [k, t] of flat) {

@@ -4,11 +4,11 @@
 // data; writing goes to a temporary file renamed into place, so a crash never
 // leaves a half-written file under the real name.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { native } from '../native';
-import { dtypeCode, itemSize, type DType } from '../tensor/dtype';
+import { fromBytes, toBytes } from '../tensor/bytes';
+import { itemSize, type DType } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
 import { noGrad } from '../autograd';
+import { writeFileAtomic } from './fs';
 
 const TO_FILE: Record<DType, string> = {
   float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
@@ -39,7 +39,7 @@ export function serializeSafetensors(tensors: Record<string, Tensor> | Map<strin
   for (const [name, t] of entries) {
     if (name === '__metadata__') throw new TypeError('"__metadata__" cannot be used as a tensor name');
     if (!(t instanceof Tensor)) throw new TypeError(`Expected a Tensor for "${name}"`);
-    const bytes = Buffer.from(native.toBuffer(t.id));
+    const bytes = Buffer.from(toBytes(t).buffer);
     header[name] = { dtype: TO_FILE[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes.length] };
     chunks.push(bytes);
     offset += bytes.length;
@@ -57,39 +57,6 @@ export function serializeSafetensors(tensors: Record<string, Tensor> | Map<strin
 export function saveSafetensors(file: string, tensors: Record<string, Tensor> | Map<string, Tensor>, metadata: Record<string, string> = {}): void {
   const data = serializeSafetensors(tensors, metadata);
   writeFileAtomic(file, data);
-}
-
-export function writeFileAtomic(file: string, data: Uint8Array): void {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    let written = 0;
-    while (written < data.length) written += fs.writeSync(fd, data, written, data.length - written);
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  try {
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  // Make the rename itself durable (directories cannot be opened on Windows).
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
-  } catch {
-    // best effort
-  }
 }
 
 function fail(source: string, message: string): never {
@@ -153,7 +120,7 @@ export function parseSafetensors(buffer: Uint8Array, source = '(buffer)'): Safet
   try {
     for (const s of specs) {
       const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset + dataStart + s.begin, s.end - s.begin);
-      tensors.set(s.name, Tensor._wrap(native.fromBuffer(bytes, s.shape, dtypeCode(s.dtype))));
+      tensors.set(s.name, fromBytes(bytes, s.shape, s.dtype));
     }
   } catch (e) {
     for (const t of tensors.values()) t.dispose();

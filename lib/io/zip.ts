@@ -6,9 +6,16 @@
 // memory as a whole.
 //
 // Every structural problem (truncation, offsets outside the file, bad
-// signatures, sizes that disagree, duplicate names, encryption, unsupported
-// compression, CRC mismatch) raises a ZipError naming the archive and what is
-// wrong. CRC-32 checking uses zlib.crc32 (Node >= 20.15, several GB/s) on
+// signatures, sizes that disagree, duplicate names, overlapping entries,
+// encryption, unsupported compression, CRC mismatch) raises a ZipError naming
+// the archive and what is wrong.
+//
+// Work and memory stay proportional to the archive's size: the central
+// directory, every stored entry and every compressed stream lie inside the
+// file (checked before reading), no two entries may share bytes (the trick
+// that lets a small zip bomb inflate one stream many times), and inflating is
+// capped in total at maxInflateRatio times the archive's size (at least
+// 64 MiB), checked against each entry's declared size before inflating it. CRC-32 checking uses zlib.crc32 (Node >= 20.15, several GB/s) on
 // every entry read unless the caller opts out; on older Nodes a table-driven
 // JS fallback checks entries up to 64 MiB and larger ones go unchecked.
 import * as fs from 'node:fs';
@@ -29,6 +36,17 @@ export interface ZipEntry {
   readonly size: number;
   readonly crc32: number;
   readonly localHeaderOffset: number;
+}
+
+export interface ZipOpenOptions {
+  /**
+   * The entries read from the archive may inflate to at most this many times
+   * the archive's size in total, or 64 MiB where that is more (default 32).
+   * Weights deflate to about 0.9 of their size; only data that is mostly
+   * zeros compresses further, up to deflate's limit of about 1000x, which is
+   * also what a zip bomb uses.
+   */
+  maxInflateRatio?: number;
 }
 
 export interface ZipReadOptions {
@@ -57,6 +75,8 @@ const ZIP64_LOCATOR_SIZE = 20;
 const ZIP64_EOCD_SIZE = 56;
 const MAX_COMMENT = 0xffff;
 const JS_CRC_LIMIT = 64 * 1024 * 1024;
+const DEFAULT_MAX_INFLATE_RATIO = 32;
+const MIN_INFLATE_LIMIT = 64 * 1024 * 1024;
 
 const METHOD_NAMES: Record<number, string> = { 1: 'shrink', 6: 'implode', 9: 'deflate64', 12: 'bzip2', 14: 'lzma', 93: 'zstd', 95: 'xz', 99: 'AES encryption' };
 
@@ -153,15 +173,25 @@ export class ZipArchive {
   readonly entries: ReadonlyMap<string, ZipEntry>;
   /** The archive's comment (usually empty). */
   readonly comment: string;
+  /** The most bytes that reads may inflate, in total (see ZipOpenOptions.maxInflateRatio). */
+  readonly inflateLimit: number;
+  private readonly maxInflateRatio: number;
+  private inflated = 0;
   private readonly rawNames = new Map<ZipEntry, Buffer>();
 
-  private constructor(private readonly src: ByteSource, readonly source: string) {
+  private constructor(private readonly src: ByteSource, readonly source: string, options: ZipOpenOptions) {
+    const ratio = options.maxInflateRatio ?? DEFAULT_MAX_INFLATE_RATIO;
+    if (typeof ratio !== 'number' || !(ratio >= 1)) {
+      throw new TypeError(`Expected a number >= 1 for "maxInflateRatio" but received ${typeof ratio === 'number' ? ratio : typeof ratio}`);
+    }
+    this.maxInflateRatio = ratio;
+    this.inflateLimit = Math.max(MIN_INFLATE_LIMIT, Math.floor(ratio * src.size));
     const { entries, comment } = this.readDirectory();
     this.entries = entries;
     this.comment = comment;
   }
 
-  static open(file: string): ZipArchive {
+  static open(file: string, options: ZipOpenOptions = {}): ZipArchive {
     let src: FileSource;
     try {
       src = new FileSource(file);
@@ -170,15 +200,15 @@ export class ZipArchive {
       throw new ZipError(`Cannot open zip archive ${file}: ${(e as Error).message}`);
     }
     try {
-      return new ZipArchive(src, file);
+      return new ZipArchive(src, file, options);
     } catch (e) {
       src.close();
       throw e;
     }
   }
 
-  static fromBuffer(data: Uint8Array, source = '(buffer)'): ZipArchive {
-    return new ZipArchive(new BufferSource(data), source);
+  static fromBuffer(data: Uint8Array, source = '(buffer)', options: ZipOpenOptions = {}): ZipArchive {
+    return new ZipArchive(new BufferSource(data), source, options);
   }
 
   /** Size of the whole archive in bytes. */
@@ -338,7 +368,22 @@ export class ZipArchive {
       this.rawNames.set(entry, Buffer.from(nameBytes));
       p = end;
     }
+    this.checkDisjoint([...entries.values()]);
     return { entries, comment };
+  }
+
+  /** Entries must not share bytes: overlapping entries let a small archive inflate one compressed stream many times. */
+  private checkDisjoint(entries: ZipEntry[]): void {
+    const sorted = entries.sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
+    for (let i = 1; i < sorted.length; i++) {
+      const prev = sorted[i - 1] as ZipEntry;
+      const next = sorted[i] as ZipEntry;
+      // The local header repeats the name; its extra field may differ in length, so this end is a lower bound.
+      const prevEnd = prev.localHeaderOffset + LOCAL_SIZE + (this.rawNames.get(prev) as Buffer).length + prev.compressedSize;
+      if (prevEnd > next.localHeaderOffset) {
+        this.fail(`entries "${prev.name}" (bytes ${prev.localHeaderOffset} to at least ${prevEnd}) and "${next.name}" (from byte ${next.localHeaderOffset}) overlap; overlapping entries are not allowed (a zip-bomb construction)`);
+      }
+    }
   }
 
   /** Offset of the entry's data, after validating its local header against the central directory. */
@@ -372,6 +417,9 @@ export class ZipArchive {
     if (options.maxSize !== undefined && entry.size > options.maxSize) {
       this.fail(`entry "${entry.name}" has ${entry.size} bytes, more than the ${options.maxSize} allowed`);
     }
+    if (entry.method === 8 && this.inflated + entry.size > this.inflateLimit) {
+      this.fail(`entry "${entry.name}" would inflate to ${entry.size} bytes (after ${this.inflated} already inflated), more than the ${this.inflateLimit} bytes allowed for a ${this.src.size}-byte archive (maxInflateRatio ${this.maxInflateRatio}; raise it to read this archive)`);
+    }
     if (entry.size > bufferConstants.MAX_LENGTH) {
       this.fail(`entry "${entry.name}" has ${entry.size} bytes, more than the largest Buffer this Node can hold (${bufferConstants.MAX_LENGTH})`);
     }
@@ -386,6 +434,7 @@ export class ZipArchive {
       } catch (e) {
         this.fail(`entry "${entry.name}" could not be inflated: ${(e as Error).message}`);
       }
+      this.inflated += data.length;
       if (data.length !== entry.size) this.fail(`entry "${entry.name}": expected ${entry.size} bytes after inflating but received ${data.length}`);
     } else {
       const what = METHOD_NAMES[entry.method];

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { writeFileAtomic } from '../io/safetensors';
+import { writeFileAtomic } from '../io/fs';
 
 export type Point = readonly [number, number];
 

@@ -7,10 +7,11 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as et from '../../lib';
+import { loadPth, stateDictFromPth, flattenStateDict, PthError } from '../../lib/io/pth';
 import {
-  loadPth, stateDictFromPth, flattenStateDict, unpickle, PthError, PickleError, PickleObject, PickleGlobal,
-  PickleOrderedDict, ZipArchive, isPickleTuple, type PickleValue, type PickleDict,
-} from '../../lib/io/pth';
+  unpickle, PickleError, PickleObject, PickleGlobal, PickleOrderedDict, isPickleTuple, type PickleValue, type PickleDict,
+} from '../../lib/io/pickle';
+import { ZipArchive } from '../../lib/io/zip';
 import { ORACLE_DIR, runPython, tmpDir } from '../helpers/oracle';
 
 interface Report {
