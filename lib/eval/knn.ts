@@ -5,6 +5,7 @@
 // largest summed vote is the prediction.
 import { Tensor, isTensor } from '../tensor/tensor';
 import { describe, isFloating, type DType } from '../tensor/dtype';
+import { positiveInt } from '../checks';
 import { zeros } from '../tensor/creation';
 import { cat, normalize } from '../tensor/functional';
 import { scope } from '../tensor/scope';
@@ -62,12 +63,6 @@ function checkLabels(t: unknown, what: string, where: string, count: number, dev
   return t;
 }
 
-function positiveInteger(value: unknown, what: string, where: string): number {
-  if (!Number.isSafeInteger(value) || (value as number) < 1) {
-    throw new RangeError(`Expected a positive integer for "${what}" of ${where} but received ${describe(value)}`);
-  }
-  return value as number;
-}
 
 function prepare(bank: Tensor, bankLabels: Tensor, queries: Tensor, options: KnnOptions | undefined, where: string): Prepared {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
@@ -84,19 +79,19 @@ function prepare(bank: Tensor, bankLabels: Tensor, queries: Tensor, options: Knn
   if (queries.device !== bank.device) throw new RangeError(`Expected "queries" of ${where} on ${bank.device} (where the bank is) but they are on ${queries.device}`);
   checkLabels(bankLabels, 'bankLabels', where, n, bank.device);
 
-  const k = Math.min(positiveInteger(o.k ?? 200, 'k', where), n);
+  const k = Math.min(positiveInt(o.k ?? 200, `"k" of ${where}`), n);
   const temperature = o.temperature ?? 0.07;
   if (typeof temperature !== 'number' || !(temperature > 0) || !Number.isFinite(temperature)) {
     throw new RangeError(`Expected a positive finite "temperature" for ${where} but received ${describe(temperature)}`);
   }
-  const batchSize = positiveInteger(o.batchSize ?? 1024, 'batchSize', where);
+  const batchSize = positiveInt(o.batchSize ?? 1024, `"batchSize" of ${where}`);
 
   const [lo, hi] = scope(() => [bankLabels.min().item(), bankLabels.max().item()]);
   if (lo < 0) throw new RangeError(`The bank labels of ${where} must be non-negative class indices but the smallest is ${lo}`);
   let numClasses: number;
   if (o.numClasses === undefined) numClasses = hi + 1;
   else {
-    numClasses = positiveInteger(o.numClasses, 'numClasses', where);
+    numClasses = positiveInt(o.numClasses, `"numClasses" of ${where}`);
     if (hi >= numClasses) throw new RangeError(`The bank labels of ${where} must lie in [0, ${numClasses}) (numClasses) but the largest is ${hi}`);
   }
 

@@ -2,6 +2,7 @@
 // Everything needed to rebuild a model is here, so a checkpoint carries it.
 import { vitConfig, type VitConfig, type VitConfigInput } from '../nn/vit-config';
 import { describe } from '../tensor/dtype';
+import { positiveInt, positiveFinite, numberInRange } from '../checks';
 import { checkMasking, type MaskMode } from './masking';
 
 export type ExtremaLoss = 'byol' | 'infonce';
@@ -56,12 +57,10 @@ export function extremaConfig(input: ExtremaConfigInput = {}): ExtremaConfig {
   }
   const rest = Object.fromEntries(Object.entries(input).filter(([k, v]) => k !== 'encoder' && v !== undefined));
   const cfg: ExtremaConfig = { ...DEFAULTS, ...rest, encoder: vitConfig(input.encoder ?? {}) };
-  for (const k of ['projectorHiddenDim', 'projectorDim', 'projectorLayers', 'predictorHiddenDim', 'predictorLayers'] as const) {
-    if (!Number.isSafeInteger(cfg[k]) || cfg[k] < 1) throw new TypeError(`Expected a positive integer for ExtreMA config "${k}" but received ${describe(cfg[k])}`);
-  }
+  for (const k of ['projectorHiddenDim', 'projectorDim', 'projectorLayers', 'predictorHiddenDim', 'predictorLayers'] as const) positiveInt(cfg[k], `ExtreMA config "${k}"`);
   if (cfg.loss !== 'byol' && cfg.loss !== 'infonce') throw new TypeError(`Expected "byol" or "infonce" for ExtreMA config "loss" but received ${describe(cfg.loss)}`);
-  if (!(typeof cfg.temperature === 'number' && cfg.temperature > 0)) throw new RangeError(`Expected a positive number for ExtreMA config "temperature" but received ${describe(cfg.temperature)}`);
-  if (!(typeof cfg.momentum === 'number' && cfg.momentum >= 0 && cfg.momentum <= 1)) throw new RangeError(`Expected a number in [0, 1] for ExtreMA config "momentum" but received ${describe(cfg.momentum)}`);
+  positiveFinite(cfg.temperature, 'ExtreMA config "temperature"');
+  numberInRange(cfg.momentum, 'ExtreMA config "momentum"', 0, 1);
   const [h, w] = cfg.encoder.imgSize;
   checkMasking((h / cfg.encoder.patchSize) * (w / cfg.encoder.patchSize), { ratio: cfg.maskRatio, numMasks: cfg.numMasks, mode: cfg.maskMode });
   return cfg;

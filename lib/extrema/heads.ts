@@ -8,10 +8,10 @@ import { LayerNorm } from '../nn/layer-norm';
 import { GELU } from '../nn/activation';
 import type { TensorModule } from '../nn/module';
 import type { Generator } from '../runtime/generator';
-import { positiveInt } from '../nn/checks';
+import { positiveInt } from '../checks';
 
 export function mlpHead(inDim: number, hiddenDim: number, outDim: number, numLayers: number, generator?: Generator): Sequential {
-  positiveInt(numLayers, 'numLayers', 'mlpHead');
+  positiveInt(numLayers, '"numLayers" of mlpHead');
   const layers: TensorModule[] = [];
   for (let i = 0; i < numLayers; i++) {
     const last = i === numLayers - 1;

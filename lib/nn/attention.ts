@@ -4,7 +4,7 @@ import { dropout, scaledDotProductAttention } from '../tensor/functional';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
-import { positiveInt, probability } from './checks';
+import { positiveInt, probability } from '../checks';
 
 export interface AttentionOptions {
   qkvBias?: boolean;
@@ -31,8 +31,8 @@ export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, dropP: numbe
 }
 
 export function checkHeads(dim: number, numHeads: number, where: string): number {
-  positiveInt(dim, 'dim', where);
-  positiveInt(numHeads, 'numHeads', where);
+  positiveInt(dim, `"dim" of ${where}`);
+  positiveInt(numHeads, `"numHeads" of ${where}`);
   if (dim % numHeads !== 0) throw new RangeError(`${where}: dim ${dim} is not divisible by numHeads ${numHeads}`);
   return dim / numHeads;
 }
@@ -48,8 +48,8 @@ export class Attention extends Module {
   constructor(readonly dim: number, readonly numHeads: number, options: AttentionOptions = {}) {
     super();
     this.headDim = checkHeads(dim, numHeads, 'Attention');
-    this.attnDrop = probability(options.attnDrop ?? 0, 'attnDrop', 'Attention');
-    this.projDrop = probability(options.projDrop ?? 0, 'projDrop', 'Attention');
+    this.attnDrop = probability(options.attnDrop ?? 0, '"attnDrop" of Attention', { highOpen: true });
+    this.projDrop = probability(options.projDrop ?? 0, '"projDrop" of Attention', { highOpen: true });
     this.qkv = this.registerModule('qkv', new Linear(dim, dim * 3, { bias: options.qkvBias ?? true, generator: options.generator }));
     this.proj = this.registerModule('proj', new Linear(dim, dim, { generator: options.generator }));
   }

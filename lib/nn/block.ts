@@ -6,7 +6,7 @@ import { dropPath } from './dropout';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
-import { probability } from './checks';
+import { probability } from '../checks';
 
 export interface BlockOptions {
   mlpRatio?: number;
@@ -28,7 +28,7 @@ export class Block extends Module {
 
   constructor(dim: number, numHeads: number, options: BlockOptions = {}) {
     super();
-    this.dropPath = probability(options.dropPath ?? 0, 'dropPath', 'Block');
+    this.dropPath = probability(options.dropPath ?? 0, '"dropPath" of Block', { highOpen: true });
     const eps = options.normEps ?? 1e-6;
     const generator = options.generator;
     this.norm1 = this.registerModule('norm1', new LayerNorm(dim, eps));

@@ -8,7 +8,7 @@ import { full } from '../tensor/creation';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import type { BlockOptions } from './block';
-import { probability } from './checks';
+import { probability } from '../checks';
 
 export interface ClassAttentionBlockOptions extends BlockOptions {
   /** Initial value of the layer-scale vectors gamma_1 and gamma_2 (CaiT; 0.1 in ExtreMA). */
@@ -31,7 +31,7 @@ export class ClassAttentionBlock extends Module {
 
   constructor(dim: number, numHeads: number, options: ClassAttentionBlockOptions = {}) {
     super();
-    this.dropPath = probability(options.dropPath ?? 0, 'dropPath', 'ClassAttentionBlock');
+    this.dropPath = probability(options.dropPath ?? 0, '"dropPath" of ClassAttentionBlock', { highOpen: true });
     const eps = options.normEps ?? 1e-6;
     const generator = options.generator;
     const init = options.layerScaleInit ?? 0.1;

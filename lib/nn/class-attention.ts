@@ -4,7 +4,7 @@ import { dropout } from '../tensor/functional';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { checkHeads, multiHeadAttention, type AttentionOptions, type AttentionResult } from './attention';
-import { probability } from './checks';
+import { probability } from '../checks';
 
 /**
  * CaiT class attention: the class token (position 0 of u = [cls, patches])
@@ -23,8 +23,8 @@ export class ClassAttention extends Module {
   constructor(readonly dim: number, readonly numHeads: number, options: AttentionOptions = {}) {
     super();
     this.headDim = checkHeads(dim, numHeads, 'ClassAttention');
-    this.attnDrop = probability(options.attnDrop ?? 0, 'attnDrop', 'ClassAttention');
-    this.projDrop = probability(options.projDrop ?? 0, 'projDrop', 'ClassAttention');
+    this.attnDrop = probability(options.attnDrop ?? 0, '"attnDrop" of ClassAttention', { highOpen: true });
+    this.projDrop = probability(options.projDrop ?? 0, '"projDrop" of ClassAttention', { highOpen: true });
     const bias = options.qkvBias ?? true;
     this.q = this.registerModule('q', new Linear(dim, dim, { bias, generator: options.generator }));
     this.k = this.registerModule('k', new Linear(dim, dim, { bias, generator: options.generator }));

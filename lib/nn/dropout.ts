@@ -3,12 +3,12 @@ import { dropout } from '../tensor/functional';
 import * as aten from '../tensor/ops.generated';
 import { empty } from '../tensor/creation';
 import type { Tensor } from '../tensor/tensor';
-import { probability } from './checks';
+import { probability } from '../checks';
 
 export class Dropout extends Module {
   constructor(readonly p = 0.5) {
     super();
-    probability(p, 'p', 'Dropout');
+    probability(p, '"p" of Dropout', { highOpen: true });
   }
 
   forward(x: Tensor): Tensor {
@@ -34,7 +34,7 @@ export function dropPath(x: Tensor, p: number, training: boolean): Tensor {
 export class DropPath extends Module {
   constructor(readonly p = 0) {
     super();
-    probability(p, 'p', 'DropPath');
+    probability(p, '"p" of DropPath', { highOpen: true });
   }
 
   forward(x: Tensor): Tensor {

@@ -2,7 +2,7 @@ import { Module } from './module';
 import { ones, zeros } from '../tensor/creation';
 import { layerNorm } from '../tensor/functional';
 import type { Tensor } from '../tensor/tensor';
-import { positiveInt } from './checks';
+import { positiveInt } from '../checks';
 
 /** Normalises over the last dimension, with a learned scale (1) and shift (0). */
 export class LayerNorm extends Module {
@@ -11,7 +11,7 @@ export class LayerNorm extends Module {
 
   constructor(readonly dim: number, readonly eps = 1e-5) {
     super();
-    positiveInt(dim, 'dim', 'LayerNorm');
+    positiveInt(dim, '"dim" of LayerNorm');
     this.weight = this.registerParameter('weight', ones([dim]));
     this.bias = this.registerParameter('bias', zeros([dim]));
   }

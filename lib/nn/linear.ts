@@ -4,7 +4,7 @@ import { linear } from '../tensor/functional';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
 import { defaultWeightInit_, uniform_ } from './init';
-import { positiveInt } from './checks';
+import { positiveInt } from '../checks';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -18,8 +18,8 @@ export class Linear extends Module {
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, options: LinearOptions = {}) {
     super();
-    positiveInt(inFeatures, 'inFeatures', 'Linear');
-    positiveInt(outFeatures, 'outFeatures', 'Linear');
+    positiveInt(inFeatures, '"inFeatures" of Linear');
+    positiveInt(outFeatures, '"outFeatures" of Linear');
     this.weight = this.registerParameter('weight', defaultWeightInit_(empty([outFeatures, inFeatures]), options.generator));
     if (options.bias ?? true) {
       const bound = 1 / Math.sqrt(inFeatures);

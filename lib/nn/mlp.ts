@@ -4,7 +4,7 @@ import { dropout, gelu } from '../tensor/functional';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
-import { probability } from './checks';
+import { probability } from '../checks';
 
 export interface MlpOptions {
   outFeatures?: number;
@@ -20,7 +20,7 @@ export class Mlp extends Module {
 
   constructor(inFeatures: number, hiddenFeatures: number, options: MlpOptions = {}) {
     super();
-    this.drop = probability(options.drop ?? 0, 'drop', 'Mlp');
+    this.drop = probability(options.drop ?? 0, '"drop" of Mlp', { highOpen: true });
     this.fc1 = this.registerModule('fc1', new Linear(inFeatures, hiddenFeatures, { generator: options.generator }));
     this.fc2 = this.registerModule('fc2', new Linear(hiddenFeatures, options.outFeatures ?? inFeatures, { generator: options.generator }));
   }

@@ -4,7 +4,7 @@ import { empty } from '../tensor/creation';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
 import { defaultWeightInit_, uniform_ } from './init';
-import { positiveInt } from './checks';
+import { positiveInt } from '../checks';
 
 export interface PatchEmbedOptions {
   imgSize: [number, number];
@@ -26,11 +26,11 @@ export class PatchEmbed extends Module {
   constructor(o: PatchEmbedOptions) {
     super();
     const [h, w] = o.imgSize;
-    positiveInt(h, 'imgSize[0]', 'PatchEmbed');
-    positiveInt(w, 'imgSize[1]', 'PatchEmbed');
-    positiveInt(o.patchSize, 'patchSize', 'PatchEmbed');
-    positiveInt(o.inChans, 'inChans', 'PatchEmbed');
-    positiveInt(o.embedDim, 'embedDim', 'PatchEmbed');
+    positiveInt(h, '"imgSize[0]" of PatchEmbed');
+    positiveInt(w, '"imgSize[1]" of PatchEmbed');
+    positiveInt(o.patchSize, '"patchSize" of PatchEmbed');
+    positiveInt(o.inChans, '"inChans" of PatchEmbed');
+    positiveInt(o.embedDim, '"embedDim" of PatchEmbed');
     if (h % o.patchSize !== 0 || w % o.patchSize !== 0) {
       throw new RangeError(`PatchEmbed: image size ${h}x${w} is not divisible by the patch size ${o.patchSize}`);
     }

@@ -1,7 +1,7 @@
 // Fixed 2-D sine-cosine position embeddings (the MAE recipe).
 import { fromTypedArray } from '../tensor/creation';
 import type { Tensor } from '../tensor/tensor';
-import { positiveInt } from './checks';
+import { positiveInt } from '../checks';
 
 /**
  * [1, gridH * gridW, dim] float32, tokens in row-major order. The first dim/2
@@ -10,9 +10,9 @@ import { positiveInt } from './checks';
  * w_k = 1 / 10000^(k / (dim/4)). Computed in float64, stored as float32.
  */
 export function sinCosPosEmbed2d(dim: number, gridH: number, gridW: number): Tensor {
-  positiveInt(dim, 'dim', 'sinCosPosEmbed2d');
-  positiveInt(gridH, 'gridH', 'sinCosPosEmbed2d');
-  positiveInt(gridW, 'gridW', 'sinCosPosEmbed2d');
+  positiveInt(dim, '"dim" of sinCosPosEmbed2d');
+  positiveInt(gridH, '"gridH" of sinCosPosEmbed2d');
+  positiveInt(gridW, '"gridW" of sinCosPosEmbed2d');
   if (dim % 4 !== 0) throw new RangeError(`The 2-D sin-cos position embedding needs a width divisible by 4, but it is ${dim}`);
   const quarter = dim / 4;
   const omega = Float64Array.from({ length: quarter }, (_, k) => 1 / Math.pow(10000, k / quarter));

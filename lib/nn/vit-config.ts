@@ -1,6 +1,7 @@
 // Vision Transformer configuration: a typed object with documented defaults,
 // named presets, and validation that names the offending field.
 import { describe } from '../tensor/dtype';
+import { intInRange } from '../checks';
 
 /**
  * How the instance representation is formed (the paper's appendix A):
@@ -82,8 +83,7 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 }
 
 function int(cfg: VitConfig, key: keyof VitConfig, min: number): void {
-  const v = cfg[key];
-  if (!Number.isSafeInteger(v) || (v as number) < min) throw new TypeError(`Expected an integer >= ${min} for ViT config "${key}" but received ${describe(v)}`);
+  intInRange(cfg[key], `ViT config "${key}"`, min);
 }
 
 export function validateVitConfig(cfg: VitConfig): void {

@@ -8,8 +8,10 @@
 // State (exp_avg, exp_avg_sq, a float32 step per parameter) is created on a
 // parameter's first step, kept past every scope and freed by dispose().
 import * as aten from '../tensor/ops.generated';
+import * as internal from '../tensor/ops.internal.generated';
 import { Tensor } from '../tensor/tensor';
 import { describe, isFloating, type DType } from '../tensor/dtype';
+import { fail, nonNegativeFinite, positiveFinite } from '../checks';
 import { scope } from '../tensor/scope';
 import { noGrad } from '../autograd';
 import type { ParamGroup } from './param-groups';
@@ -80,16 +82,11 @@ function where(name: string): string {
 }
 
 function checkLr(v: unknown, name: string, allowZero: boolean): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
-    throw new RangeError(`Expected a ${allowZero ? 'non-negative' : 'positive'} finite number for ${where(name)} but received ${describe(v)}`);
-  }
-  return v;
+  return allowZero ? nonNegativeFinite(v, where(name)) : positiveFinite(v, where(name));
 }
 
 function checkBetas(v: unknown, name: string): [number, number] {
-  if (!Array.isArray(v) || v.length !== 2 || !v.every((b) => typeof b === 'number' && b >= 0 && b < 1)) {
-    throw new RangeError(`Expected two numbers in [0, 1) for ${where(name)} but received ${Array.isArray(v) ? `[${v.map(String).join(', ')}]` : describe(v)}`);
-  }
+  if (!Array.isArray(v) || v.length !== 2 || !v.every((b) => typeof b === 'number' && b >= 0 && b < 1)) fail('two numbers in [0, 1)', where(name), v);
   return [v[0] as number, v[1] as number];
 }
 
@@ -241,7 +238,7 @@ export class AdamW {
           b.states.push(st);
         }
         for (const b of buckets.values()) {
-          aten._foreach_add__Scalar(b.steps, 1);
+          internal._foreach_add__Scalar(b.steps, 1);
           for (const st of b.states) st.count += 1;
           if (b.fused) fusedStep(b, g);
           else foreachStep(b, g);
@@ -385,7 +382,7 @@ function disposeState(st: ParamState): void {
 
 function fusedStep(b: Bucket, g: AdamWGroup): void {
   // Steps were incremented already: the kernel reads the new value for its bias corrections.
-  aten._fused_adamw_(b.params, b.grads, b.expAvgs, b.expAvgSqs, [], b.steps, g.lr, g.betas[0], g.betas[1], g.weightDecay, g.eps, false, false);
+  internal._fused_adamw_(b.params, b.grads, b.expAvgs, b.expAvgSqs, [], b.steps, g.lr, g.betas[0], g.betas[1], g.weightDecay, g.eps, false, false);
 }
 
 // torch/optim/adam.py _multi_tensor_adam (not capturable, decoupled decay),
@@ -393,15 +390,15 @@ function fusedStep(b: Bucket, g: AdamWGroup): void {
 function foreachStep(b: Bucket, g: AdamWGroup): void {
   const { lr, eps, weightDecay } = g;
   const [beta1, beta2] = g.betas;
-  if (weightDecay !== 0) aten._foreach_mul__Scalar(b.params, 1 - lr * weightDecay);
-  aten._foreach_lerp__Scalar(b.expAvgs, b.grads, 1 - beta1);
-  aten._foreach_mul__Scalar(b.expAvgSqs, beta2);
-  aten._foreach_addcmul__Scalar(b.expAvgSqs, b.grads, b.grads, 1 - beta2);
+  if (weightDecay !== 0) internal._foreach_mul__Scalar(b.params, 1 - lr * weightDecay);
+  internal._foreach_lerp__Scalar(b.expAvgs, b.grads, 1 - beta1);
+  internal._foreach_mul__Scalar(b.expAvgSqs, beta2);
+  internal._foreach_addcmul__Scalar(b.expAvgSqs, b.grads, b.grads, 1 - beta2);
   const stepSize = b.states.map((st) => -(lr / (1 - beta1 ** st.count)));
   const bc2Sqrt = b.states.map((st) => (1 - beta2 ** st.count) ** 0.5);
-  const denom = aten._foreach_sqrt(b.expAvgSqs);
-  aten._foreach_div__ScalarList(denom, bc2Sqrt);
-  aten._foreach_add__Scalar(denom, eps);
-  aten._foreach_addcdiv__ScalarList(b.params, b.expAvgs, denom, stepSize);
+  const denom = internal._foreach_sqrt(b.expAvgSqs);
+  internal._foreach_div__ScalarList(denom, bc2Sqrt);
+  internal._foreach_add__Scalar(denom, eps);
+  internal._foreach_addcdiv__ScalarList(b.params, b.expAvgs, denom, stepSize);
   for (const d of denom) d.dispose();
 }

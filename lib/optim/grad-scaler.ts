@@ -6,10 +6,11 @@
 // The scale and its growth tracker live in tensors on the loss's device and
 // are updated by the native AMP kernels, so nothing syncs except the one
 // found-inf read in step() (as in torch).
-import { native } from '../native';
 import * as aten from '../tensor/ops.generated';
+import * as internal from '../tensor/ops.internal.generated';
 import { Tensor } from '../tensor/tensor';
 import { describe } from '../tensor/dtype';
+import { fail, numberInRange, positiveFinite, positiveInt } from '../checks';
 import { scope } from '../tensor/scope';
 import { noGrad } from '../autograd';
 
@@ -37,19 +38,12 @@ export interface GradScalerState {
   growthInterval: number;
 }
 
-// The AMP kernels are not in ops.generated.ts (the generator leaves `_amp_*`
-// out), so they are looked up here once.
-let unscaleOp = -1;
-let updateOp = -1;
-
 function nonFiniteCheckAndUnscale(grads: readonly Tensor[], foundInf: Tensor, invScale: Tensor): void {
-  if (unscaleOp < 0) unscaleOp = native.lookupOp('aten::_amp_foreach_non_finite_check_and_unscale_', '');
-  native.call(unscaleOp, grads.map((g) => g.id), foundInf.id, invScale.id);
+  internal._amp_foreach_non_finite_check_and_unscale_(grads, foundInf, invScale);
 }
 
 function updateScale(scale: Tensor, tracker: Tensor, foundInf: Tensor, growth: number, backoff: number, interval: number): void {
-  if (updateOp < 0) updateOp = native.lookupOp('aten::_amp_update_scale_', '');
-  native.call(updateOp, scale.id, tracker.id, foundInf.id, growth, backoff, interval);
+  internal._amp_update_scale_(scale, tracker, foundInf, growth, backoff, interval);
 }
 
 interface TargetState {
@@ -58,17 +52,16 @@ interface TargetState {
   foundInf: Tensor[];
 }
 
-function positiveFinite(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0)) throw new RangeError(`Expected a positive finite number for "${name}" of GradScaler but received ${describe(v)}`);
-  return v;
+const of = (name: string) => `"${name}" of GradScaler`;
+
+function checkPositive(v: unknown, name: string): number {
+  return positiveFinite(v, of(name));
 }
 
 function checkFactors(growthFactor: unknown, backoffFactor: unknown, growthInterval: unknown): void {
-  if (positiveFinite(growthFactor, 'growthFactor') <= 1) throw new RangeError(`Expected a number above 1 for "growthFactor" of GradScaler but received ${growthFactor}`);
-  if (positiveFinite(backoffFactor, 'backoffFactor') >= 1) throw new RangeError(`Expected a number in (0, 1) for "backoffFactor" of GradScaler but received ${backoffFactor}`);
-  if (!Number.isSafeInteger(growthInterval) || (growthInterval as number) <= 0) {
-    throw new RangeError(`Expected a positive integer for "growthInterval" of GradScaler but received ${describe(growthInterval)}`);
-  }
+  if (checkPositive(growthFactor, 'growthFactor') <= 1) fail('a number above 1', of('growthFactor'), growthFactor);
+  numberInRange(backoffFactor, of('backoffFactor'), 0, 1, { lowOpen: true, highOpen: true });
+  positiveInt(growthInterval, of('growthInterval'));
 }
 
 export class GradScaler {
@@ -88,7 +81,7 @@ export class GradScaler {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options for GradScaler but received ${describe(options)}`);
     if (options.enabled !== undefined && typeof options.enabled !== 'boolean') throw new TypeError(`Expected a boolean for "enabled" of GradScaler but received ${describe(options.enabled)}`);
     this.enabled = options.enabled ?? true;
-    this.initScale = positiveFinite(options.initScale ?? 65536, 'initScale');
+    this.initScale = checkPositive(options.initScale ?? 65536, 'initScale');
     this.growthFactor = options.growthFactor ?? 2;
     this.backoffFactor = options.backoffFactor ?? 0.5;
     this.growthInterval = options.growthInterval ?? 2000;
@@ -187,7 +180,7 @@ export class GradScaler {
     const scaleT = this.requireScale('update');
     try {
       if (newScale !== undefined) {
-        scaleT.fill_(positiveFinite(newScale, 'newScale'));
+        scaleT.fill_(checkPositive(newScale, 'newScale'));
         return;
       }
       const flags = [...this.targets.values()].flatMap((s) => s.foundInf);
@@ -221,7 +214,7 @@ export class GradScaler {
   /** Restores a stateDict(). A disabled scaler ignores it, as torch's does. */
   loadStateDict(state: GradScalerState): void {
     if (typeof state !== 'object' || state === null) throw new TypeError(`Expected a GradScaler state { scale, growthTracker, ... } but received ${describe(state)}`);
-    const scale = positiveFinite(state.scale, 'scale');
+    const scale = checkPositive(state.scale, 'scale');
     if (!Number.isSafeInteger(state.growthTracker) || state.growthTracker < 0) {
       throw new RangeError(`Expected a non-negative integer for "growthTracker" of GradScaler state but received ${describe(state.growthTracker)}`);
     }

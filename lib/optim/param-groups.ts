@@ -3,6 +3,7 @@
 // ExtreMA recipe (after MoCo v3 / MAE / timm) uses.
 import { Tensor } from '../tensor/tensor';
 import { describe } from '../tensor/dtype';
+import { nonNegativeFinite } from '../checks';
 
 /** Parameters sharing hyperparameters; unset values come from the optimizer's options. */
 export interface ParamGroup {
@@ -48,10 +49,7 @@ export function paramGroupsForDecay(named: readonly (readonly [string, Tensor])[
   const where = 'paramGroupsForDecay';
   if (!Array.isArray(named)) throw new TypeError(`Expected an array of [name, Tensor] pairs for "named" of ${where} but received ${describe(named)}`);
   if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options { weightDecay } for ${where} but received ${describe(options)}`);
-  const wd = options.weightDecay;
-  if (typeof wd !== 'number' || !(wd >= 0) || !Number.isFinite(wd)) {
-    throw new RangeError(`Expected a non-negative finite number for "weightDecay" of ${where} but received ${describe(wd)}`);
-  }
+  const wd = nonNegativeFinite(options.weightDecay, `"weightDecay" of ${where}`);
   if (options.skip !== undefined && typeof options.skip !== 'function') {
     throw new TypeError(`Expected a function for "skip" of ${where} but received ${describe(options.skip)}`);
   }

@@ -58,8 +58,35 @@ test('pretrain: bad flags and configs are one clear line and exit code 1', () =>
     assert.match(cli(['pretrain', '--config', typo]).stderr, /Unknown pretrain config field "epochz"/);
     fs.writeFileSync(typo, '{"epochs": ');
     assert.match(cli(['pretrain', '--config', typo]).stderr, /is not valid JSON/);
-    assert.match(cli(['pretrain', '--epochs', 'ten']).stderr, /Expected a non-negative integer for --epochs but received "ten"/);
-    assert.match(cli(['pretrain', '--train', path.join(dir, 'missing.gz'), '--out', path.join(dir, 'y')]).stderr, /Cannot read the dataset/);
+    assert.match(cli(['pretrain', '--epochs', 'ten']).stderr, /Expected an integer in \[1, 100000\] for --epochs but received the string "ten"/);
+    const absurd = cli(['pretrain', '--epochs', '1e12', '--out', path.join(dir, 'z')]);
+    assert.equal(absurd.status, 1);
+    assert.match(absurd.stderr, /Expected an integer in \[1, 100000\] for --epochs but received number 1000000000000/);
+    assert.equal(fs.existsSync(path.join(dir, 'z')), false, 'nothing started');
+    const yamlTypo = path.join(dir, 'typo.recipe');
+    fs.writeFileSync(yamlTypo, 'knn:\n  kk: 3\n');
+    assert.match(cli(['pretrain', '--config', yamlTypo]).stderr, /Unknown pretrain config field "knn\.kk" \(did you mean "knn\.k"\?\)/, 'YAML in a file of any name');
+    assert.match(cli(['pretrain', '--train', path.join(dir, 'missing.gz'), '--out', path.join(dir, 'y')]).stderr, /Expected an image folder, image file or IDX file but .*missing\.gz cannot be read/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pretrain --print-config: the resolved recipe, which reads back as the same recipe', () => {
+  const dir = tmpDir();
+  try {
+    const printed = cli(['pretrain', '--preset', 'cpu-small', '--epochs', '9', '--knn-k', '20', '--print-config']);
+    assert.equal(printed.status, 0, printed.stderr);
+    const cfg = JSON.parse(printed.stdout);
+    assert.deepEqual([cfg.epochs, cfg.knn.k, cfg.batchSize, cfg.model.encoder.embedDim], [9, 20, 256, 192]);
+    const file = path.join(dir, 'printed.json');
+    fs.writeFileSync(file, printed.stdout);
+    assert.equal(cli(['pretrain', '--config', file, '--print-config']).stdout, printed.stdout, 'JSON reads back unchanged');
+    const yaml = cli(['pretrain', '--config', file, '--print-config', 'yaml']);
+    assert.equal(yaml.status, 0, yaml.stderr);
+    assert.match(yaml.stdout, /^train: .*\nepochs: 9$/ms);
+    fs.writeFileSync(path.join(dir, 'printed.yaml'), yaml.stdout);
+    assert.equal(cli(['pretrain', '--config', path.join(dir, 'printed.yaml'), '--print-config']).stdout, printed.stdout, 'YAML reads back unchanged');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
