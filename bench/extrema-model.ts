@@ -42,26 +42,26 @@ const shape = (b: number) => [b, enc.inChans, enc.imgSize[0], enc.imgSize[1]];
 const student = et.randn(shape(setup.batch), { generator: g }).keep();
 const teacher = et.randn(shape(setup.batch), { generator: g }).keep();
 const embedImages = et.randn(shape(setup.embedBatch), { generator: g }).keep();
-const keep = model.sampleMasks(setup.batch, g).keep();
+const visible = model.sampleMasks(setup.batch, g).keep();
 const teacherParams = model.momentum_encoder.parameters();
 const studentParams = model.base_encoder.parameters();
 
 function measureOurs(): Record<string, number> {
   return {
     step: bestPerCall(() => et.scope(() => {
-      model.forward(student, teacher, { keep }).loss.backward();
+      model.forward(student, teacher, { visible }).loss.backward();
       model.zeroGrad();
     }), setup.stepIters),
     ema_fused: bestPerCall(() => et.emaUpdate(teacherParams, studentParams, 0.996, { fused: true }), 50),
     ema_loop: bestPerCall(() => et.emaUpdate(teacherParams, studentParams, 0.996, { fused: false }), 50),
-    embed: bestPerCall(() => et.scope(() => void model.embed(embedImages)), setup.embedIters),
+    embed: bestPerCall(() => et.scope(() => void model.encode(embedImages)), setup.embedIters),
   };
 }
 
 const dir = tmpDir('extrema-bench-');
 const inputs = path.join(dir, 'inputs.safetensors');
 const specFile = path.join(dir, 'spec.json');
-et.saveSafetensors(inputs, { ...Object.fromEntries([...model.stateDict()].map(([k, v]) => [`w:${k}`, v])), student, teacher, keep, embed: embedImages });
+et.saveSafetensors(inputs, { ...Object.fromEntries([...model.stateDict()].map(([k, v]) => [`w:${k}`, v])), student, teacher, visible, embed: embedImages });
 fs.writeFileSync(specFile, JSON.stringify({ config: model.config, threads, step_iters: setup.stepIters, embed_iters: setup.embedIters }));
 
 function measurePython(): { torch: string; results: Record<string, number> } {

@@ -25,8 +25,8 @@ model = ref.build(cfg)
 model.load_state_dict({k[2:]: v for k, v in x.items() if k.startswith("w:")}, strict=True)
 for p in model.momentum_encoder.parameters():
     p.requires_grad_(False)
-student, teacher, keep, embed_images = x["student"], x["teacher"], x["keep"], x["embed"]
-masks = keep.shape[1]
+student, teacher, visible, embed_images = x["student"], x["teacher"], x["visible"], x["embed"]
+masks = visible.shape[1]
 
 
 def best(fn, iters, repeats):
@@ -41,7 +41,7 @@ def best(fn, iters, repeats):
 
 
 def step():
-    p = model.predictor(model.base_encoder.head(model.base_encoder(student, keep)[0]))
+    p = model.predictor(model.base_encoder.head(model.base_encoder(student, visible)[0]))
     with torch.no_grad():
         z = model.momentum_encoder.head(model.momentum_encoder(teacher)[0])
     loss = ref.byol(p, z, masks)

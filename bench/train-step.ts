@@ -28,7 +28,9 @@ async function ours(): Promise<{ median: number; rss: number }> {
   const loader = new DataLoader(openDataset(trainFile, { size: 28 }), { batchSize: cfg.batchSize, seed: 0 });
   const times: number[] = [];
   let i = 0;
-  for await (const batch of loader.epoch(0)) {
+  for await (const { batches } of loader.steps(0)) {
+    const { value: batch } = await batches.next();
+    if (batch === undefined) break;
     const t0 = performance.now();
     et.scope(() => {
       const { student, teacher } = augmentPair(batch.images, aug, gAug);

@@ -1,9 +1,11 @@
 // The `extrema` command line (commander). Each command is a thin parser over
 // a library function, so everything it does is also available from code.
+import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { embed } from './embed';
+import { embedToFile } from '../eval/embed';
 import { addPretrainCommands } from './pretrain';
-import { attentionFigure } from './attention';
+import { attentionFigure } from '../eval/attention-maps';
+import { ProgressBar } from './progress';
 
 function positiveInt(value: string, name: string): number {
   const n = Number(value);
@@ -33,10 +35,26 @@ export function buildProgram(): Command {
     .option('--std <list>', 'per-channel std (default: ImageNet for 3 channels, 0.5 for 1)', (v) => numberList(v, '--std'))
     .option('--heads <n>', 'attention heads of a .pth model (default: width / 64)', (v) => positiveInt(v, '--heads'))
     .option('--student', "embed with the student encoder instead of the teacher")
+    .option('--skip-bad', 'report and leave out images that fail to decode (the output then holds "indices", the dataset index of each row)')
+    .option('--strict', 'stop at the first image that fails to decode (the default)')
     .option('--quiet', 'no progress bar')
-    .action(async (opts: { checkpoint: string; images: string; out: string; batchSize: number; device: string; mean?: number[]; std?: number[]; heads?: number; student?: boolean; quiet?: boolean }) => {
-      const r = await embed({ ...opts, which: opts.student ? 'student' : 'teacher' });
-      process.stderr.write(`wrote ${r.count} x ${r.width} features to ${r.out} in ${r.seconds.toFixed(1)} s\n`);
+    .action(async (opts: { checkpoint: string; images: string; out: string; batchSize: number; device: string; mean?: number[]; std?: number[]; heads?: number; student?: boolean; skipBad?: boolean; strict?: boolean; quiet?: boolean }) => {
+      if (opts.skipBad && opts.strict) throw new InvalidArgumentError('--skip-bad and --strict contradict each other; pass one');
+      let bar: ProgressBar | null = null;
+      let shown = 0;
+      const r = await embedToFile({
+        checkpoint: opts.checkpoint, images: opts.images, out: opts.out, batchSize: opts.batchSize, device: opts.device, mean: opts.mean, std: opts.std,
+        heads: opts.heads, which: opts.student ? 'student' : 'teacher', strict: !opts.skipBad,
+        onSkip: (name, e) => process.stderr.write(`${bar ? '\n' : ''}skipped ${name}: ${e.message}\n`),
+        onProgress: opts.quiet ? undefined : (done, total) => {
+          bar ??= new ProgressBar({ total, label: `embed ${path.basename(opts.images)}`, unit: 'img' });
+          bar.tick(done - shown);
+          shown = done;
+        },
+      });
+      (bar as ProgressBar | null)?.finish();
+      const skipped = r.skipped.length > 0 ? ` (${r.skipped.length} skipped)` : '';
+      process.stderr.write(`wrote ${r.count} x ${r.width} features to ${r.out} in ${r.seconds.toFixed(1)} s${skipped}\n`);
     });
 
   program.command('attention')

@@ -216,15 +216,15 @@ function fromHue6(h6: Tensor, v: Tensor, chroma: Tensor): Tensor {
 }
 
 /**
- * Hue rotation by f [B, 1, 1, 1]; where `keep` (float [B, 1, 1, 1], 1 or 0)
+ * Hue rotation by f [B, 1, 1, 1]; where `unchanged` (float [B, 1, 1, 1], 1 or 0)
  * is 1 the image comes back exactly as it was. Always a new tensor (x is
  * read only); x's channels must be 3.
  */
-function hueOp(x: Tensor, f: Tensor, keep: Tensor | null): Tensor {
+function hueOp(x: Tensor, f: Tensor, unchanged: Tensor | null): Tensor {
   const { h6, v, chroma } = hue6(x);
   const y = fromHue6(h6.add_(f.mul(6)), v, chroma);
   // lerp with a weight of exactly 0 or 1 returns one end bit for bit.
-  return keep === null ? y : aten.lerp__Tensor(y, x, keep);
+  return unchanged === null ? y : aten.lerp__Tensor(y, x, unchanged);
 }
 
 /** clamp(f x, 0, 1). */

@@ -1,47 +1,77 @@
-// Labelled image datasets for training: every item comes out as HWC uint8 at
-// one fixed size, so batches stack. IDX files live in memory; image folders
-// (one sub-folder per class, or a flat folder without labels) are decoded by
-// sharp, off the main thread, when read.
+// The one item reader behind training, evaluation and embedding: an IDX file
+// (MNIST style, labels found beside it), a folder of images (one sub-folder
+// per class, or flat), a single image file or an explicit list of files.
+// Every item comes out as HWC uint8 at one square size (shorter side resized,
+// centre crop), so batches stack. IDX images live in memory; image files are
+// decoded by sharp, off the main thread, when read.
 import * as fs from 'node:fs';
 import { loadIdxImages, loadIdxLabels } from './idx';
-import { decodeImage, grayToRgb, listClassFolder, listImageFiles } from './image-folder';
-import { resizeShorterAndCenterCrop } from './preprocess';
+import { IMAGE_EXTENSIONS, decodeImage, grayToRgb, isImageFile, listClassFolder, listImageFiles } from './image-folder';
+import { checkChannels, resizeShorterAndCenterCrop } from './preprocess';
+import { intInRange, positiveInt } from '../checks';
+
+export type DatasetSpec =
+  | string
+  | { kind: 'idx'; file: string; labels?: string | null }
+  | { kind: 'folder'; root: string; recursive?: boolean }
+  | { kind: 'files'; files: readonly string[] };
 
 export interface ImageDataset {
+  readonly kind: 'idx' | 'folder' | 'files';
+  /** The IDX file or folder (for 'files', the first file). */
+  readonly path: string;
   readonly count: number;
+  /** Side of every item in pixels. */
   readonly size: number;
   readonly channels: 1 | 3;
-  /** Class index per item, or null for an unlabelled folder. */
+  /** Class index per item, or null for unlabelled data. */
   readonly labels: Int32Array | null;
+  /** Class names (folder sub-folders), or null. */
   readonly classes: readonly string[] | null;
+  /** The image files in item order, or null for IDX. */
+  readonly files: readonly string[] | null;
+  /** One line for logs, e.g. "IDX file x.gz: 10000 images, 28 x 28, labelled". */
   readonly describe: string;
-  /** Item i as size x size x channels uint8 (may reject for a file that does not decode). */
+  /** Item i as size x size x channels uint8 (rejects, naming the file, for one that does not decode). */
   read(i: number): Promise<Uint8Array>;
-  /** A name for messages (the file, or "<idx file>#i"). */
+  /** A name for messages: the file, or "<idx file>#i". */
   name(i: number): string;
 }
 
 export interface DatasetOptions {
-  /** Output side in pixels; items of another size are resized (shorter side) and centre-cropped. */
+  /** Side of the items in pixels: images are resized (shorter side) and centre-cropped to size x size. */
   size: number;
   /** Channels to read (default: 1 for IDX, 3 for image files). */
   channels?: 1 | 3;
-  /** For IDX images: the labels file (default: the images file name with "images-idx3" replaced by "labels-idx1", if it exists). */
+  /** For IDX images: the labels file; null for none (default: found by name beside the images, see defaultLabelsFile). */
   labels?: string | null;
-  /** Use only the first `limit` items. */
+  /** Use only the first `limit` items (0 or absent: all). */
   limit?: number;
+  /** For flat folders: descend into sub-folders (default true). */
+  recursive?: boolean;
 }
 
+/** The labels file beside an IDX images file ("images-idx3" -> "labels-idx1"), if it exists. */
 export function defaultLabelsFile(imagesFile: string): string | null {
   const guess = imagesFile.replace('images-idx3', 'labels-idx1');
   return guess !== imagesFile && fs.existsSync(guess) ? guess : null;
 }
 
-function idxDataset(file: string, o: DatasetOptions): ImageDataset {
+const plural = (n: number, word: string, many = `${word}s`) => `${n} ${n === 1 ? word : many}`;
+
+function checkIndex(i: number, count: number): void {
+  if (!Number.isInteger(i) || i < 0 || i >= count) throw new RangeError(`Expected an item index in [0, ${count}) but received ${String(i)}`);
+}
+
+function limited(stored: number, limit: number | undefined): number {
+  return limit === undefined || limit === 0 ? stored : Math.min(stored, limit);
+}
+
+function idxDataset(file: string, labelsOption: string | null | undefined, o: DatasetOptions, size: number): ImageDataset {
   const { images, count: stored, height, width } = loadIdxImages(file);
-  const count = Math.min(stored, o.limit ?? stored);
-  const channels = o.channels ?? 1;
-  const labelsFile = o.labels === undefined ? defaultLabelsFile(file) : o.labels;
+  const count = limited(stored, o.limit);
+  const channels = checkChannels(o.channels ?? 1);
+  const labelsFile = labelsOption === undefined ? defaultLabelsFile(file) : labelsOption;
   let labels: Int32Array | null = null;
   if (labelsFile !== null) {
     const raw = loadIdxLabels(labelsFile);
@@ -50,44 +80,90 @@ function idxDataset(file: string, o: DatasetOptions): ImageDataset {
   }
   const pixels = height * width;
   return {
-    count, size: o.size, channels, labels, classes: null,
-    describe: `IDX ${file}: ${count} images ${height}x${width}${labels ? ', labelled' : ''}`,
-    async read(i) {
-      let item = images.subarray(i * pixels, (i + 1) * pixels);
-      if (channels === 3) item = grayToRgb(item);
-      return resizeShorterAndCenterCrop(item, height, width, channels, o.size);
+    kind: 'idx', path: file, count, size, channels, labels, classes: null, files: null,
+    describe: `IDX file ${file}: ${plural(count, 'image')}, ${height} x ${width}, 1 channel${channels === 3 ? ' (read as 3)' : ''}${labels ? ', labelled' : ''}`,
+    read(i) {
+      checkIndex(i, count);
+      const gray = images.subarray(i * pixels, (i + 1) * pixels);
+      return resizeShorterAndCenterCrop(channels === 1 ? gray : grayToRgb(gray), height, width, channels, size);
     },
     name: (i) => `${file}#${i}`,
   };
 }
 
-function folderDataset(root: string, o: DatasetOptions): ImageDataset {
-  const hasClasses = fs.readdirSync(root, { withFileTypes: true }).some((e) => e.isDirectory() && !e.name.startsWith('.'));
-  const listed = hasClasses ? listClassFolder(root) : { files: listImageFiles(root), labels: null, classes: null };
-  const count = Math.min(listed.files.length, o.limit ?? listed.files.length);
-  if (count === 0) throw new RangeError(`No images found in ${root}`);
-  const files = listed.files.slice(0, count);
-  const channels = o.channels ?? 3;
+function fileDataset(
+  kind: 'folder' | 'files', where: string, listed: { files: readonly string[]; labels: readonly number[] | null; classes: readonly string[] | null },
+  o: DatasetOptions, size: number,
+): ImageDataset {
+  const count = limited(listed.files.length, o.limit);
+  if (count === 0) {
+    throw new Error(kind === 'folder' ? `Expected image files (${IMAGE_EXTENSIONS.join(' ')}) under ${where} but found none` : 'Expected at least one image file but received an empty list');
+  }
+  const files = Object.freeze(listed.files.slice(0, count));
+  const channels = checkChannels(o.channels ?? 3);
+  const classes = listed.classes === null ? null : Object.freeze([...listed.classes]);
   return {
-    count, size: o.size, channels,
+    kind, path: where, count, size, channels, classes, files,
     labels: listed.labels === null ? null : Int32Array.from(listed.labels.slice(0, count)),
-    classes: listed.classes,
-    describe: `image folder ${root}: ${count} images${listed.classes ? ` in ${listed.classes.length} classes` : ''}`,
+    describe: `${kind === 'folder' ? `image folder ${where}` : plural(count, 'image file')}: ${plural(count, 'image')}${classes ? ` in ${plural(classes.length, 'class', 'classes')}` : ''}, read as ${plural(channels, 'channel')}`,
     async read(i) {
-      return (await decodeImage(files[i] as string, { channels, size: o.size })).data;
+      checkIndex(i, count);
+      return (await decodeImage(files[i]!, { channels, size })).data;
     },
-    name: (i) => files[i] as string,
+    name: (i) => files[i] ?? `item ${i}`,
   };
 }
 
-/** An IDX image file (with its labels file next to it) or an image folder. */
-export function openDataset(path: string, o: DatasetOptions): ImageDataset {
-  if (!Number.isSafeInteger(o.size) || o.size < 1) throw new RangeError(`Expected a positive integer image size but received ${String(o.size)}`);
+/**
+ * A folder with sub-folders and no images of its own is the class layout
+ * (torchvision's ImageFolder: classes are the sorted sub-folders, labels
+ * follow); any other folder is a flat, unlabelled list of every image under
+ * it, sorted by relative path.
+ */
+function folderDataset(root: string, o: DatasetOptions, size: number, recursive: boolean): ImageDataset {
+  const entries = fs.readdirSync(root, { withFileTypes: true }).filter((e) => !e.name.startsWith('.'));
+  const hasSubfolders = entries.some((e) => e.isDirectory() || (e.isSymbolicLink() && isDirectory(`${root}/${e.name}`)));
+  const hasOwnImages = entries.some((e) => !e.isDirectory() && isImageFile(e.name));
+  if (hasSubfolders && !hasOwnImages) return fileDataset('folder', root, listClassFolder(root), o, size);
+  return fileDataset('folder', root, { files: listImageFiles(root, { recursive }), labels: null, classes: null }, o, size);
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Opens a dataset. A path that is a directory is an image folder, an image
+ * file (by its extension) a one-item list, and any other file an IDX images
+ * file (gzipped or not). IDX images are loaded into memory now; image files
+ * are decoded when read.
+ */
+export function openDataset(source: DatasetSpec, options: DatasetOptions): ImageDataset {
+  const size = positiveInt(options?.size, 'the dataset image size');
+  if (options.limit !== undefined) intInRange(options.limit, 'the dataset limit', 0);
+  if (typeof source !== 'string') {
+    switch (source?.kind) {
+      case 'idx':
+        return idxDataset(source.file, source.labels ?? options.labels, options, size);
+      case 'folder':
+        return folderDataset(source.root, options, size, source.recursive ?? options.recursive ?? true);
+      case 'files':
+        return fileDataset('files', source.files[0] ?? '', { files: source.files, labels: null, classes: null }, options, size);
+      default:
+        throw new TypeError(`Expected a path or a dataset of kind 'idx', 'folder' or 'files' but received ${JSON.stringify(source)}`);
+    }
+  }
   let st: fs.Stats;
   try {
-    st = fs.statSync(path);
+    st = fs.statSync(source);
   } catch (e) {
-    throw new Error(`Cannot read the dataset ${path}: ${(e as Error).message}`);
+    throw new Error(`Expected an image folder, image file or IDX file but ${source} cannot be read: ${(e as Error).message}`, { cause: e });
   }
-  return st.isDirectory() ? folderDataset(path, o) : idxDataset(path, o);
+  if (st.isDirectory()) return folderDataset(source, options, size, options.recursive ?? true);
+  if (isImageFile(source)) return fileDataset('files', source, { files: [source], labels: null, classes: null }, options, size);
+  return idxDataset(source, options.labels, options, size);
 }

@@ -1,4 +1,4 @@
-// Image inputs: IDX files, image folders, the evaluation transform and batched sources.
+// Image inputs: IDX files, image folders, the one dataset reader and loader, the evaluation transform, augmentation.
 export { readIdx, parseIdx, loadIdxImages, parseIdxImages, loadIdxLabels, IdxError, type IdxArray, type IdxDType, type IdxTypedArray, type IdxImages } from './idx';
 export {
   IMAGE_EXTENSIONS, isImageFile, listImageFiles, listClassFolder, decodeImage, rgbToGray, grayToRgb,
@@ -6,11 +6,10 @@ export {
 } from './image-folder';
 export {
   IMAGENET_MEAN, IMAGENET_STD, GRAY_MEAN, GRAY_STD, defaultNormalization, resizedSize, centerCropOffset, centerCrop,
-  resizeShorterAndCenterCrop, toNormalizedTensor, type Normalization,
+  resizeShorterAndCenterCrop, normalizeImages, toNormalizedTensor, type Normalization,
 } from './preprocess';
-export { openImageSource, imageBatches, type ImageSource, type ImageSourceSpec, type OpenOptions, type ImageBatchOptions, type ImageBatch } from './source';
-export { openDataset, defaultLabelsFile, type ImageDataset, type DatasetOptions } from './dataset';
-export { DataLoader, type LoaderOptions, type Batch } from './loader';
+export { openDataset, defaultLabelsFile, type ImageDataset, type DatasetOptions, type DatasetSpec } from './dataset';
+export { DataLoader, disposeBatch, type LoaderOptions, type LoaderMode, type Batch, type TrainStep } from './loader';
 export * from './augment';
 export {
   rgbToGrayscale, grayscale, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToHsv, hsvToRgb, applyColorJitter, sampleJitter,

@@ -1,30 +1,46 @@
-// Batches for training: a seeded shuffle per epoch, drop-last, several
-// batches assembled ahead while the model trains, pixels handed over as a
-// uint8 tensor [B, C, H, W] on the training device (through pinned memory
-// with a non-blocking copy on CUDA). The order is a pure function of
-// (seed, epoch), so a run resumed at batch k sees the same batches.
+// Batches of a dataset, in one of two modes:
+// - 'train': a seeded shuffle per epoch (a pure function of (seed, epoch)),
+//   drop-last, micro-batches grouped into optimizer steps; a file that fails
+//   to decode is reported and replaced by an unread item of the epoch. A run
+//   resumed at step k asks for step k and sees the same batches.
+// - 'eval': every item of [start, end) in order, the last batch short; a file
+//   that fails to decode stops the pass (strict, the default) or is reported
+//   and left out.
+// Several batches are assembled ahead while the caller works; pixels are
+// handed over as uint8 [B, C, H, W] on the loader's device (through pinned
+// memory with a non-blocking copy on CUDA). Tensors are made only when a
+// batch is handed over, so stopping early leaks nothing.
 import { Generator } from '../runtime/generator';
 import { randperm, fromTypedArray } from '../tensor/creation';
 import * as aten from '../tensor/ops.generated';
 import type { Tensor } from '../tensor/tensor';
 import type { Device } from '../tensor/device';
 import type { ImageDataset } from './dataset';
+import { intInRange, oneOf, positiveInt } from '../checks';
+
+export type LoaderMode = 'train' | 'eval';
 
 export interface LoaderOptions {
+  /** Images per batch (per micro-batch when accumulating). */
   batchSize: number;
-  shuffle?: boolean;
+  /** Default 'train'. */
+  mode?: LoaderMode;
+  /** Train: seed of the per-epoch shuffle (default 0). */
   seed?: number;
-  /** Drop the last incomplete batch (default true: every step sees batchSize images). */
-  dropLast?: boolean;
+  /** Train: micro-batches per optimizer step (default 1); see steps(). */
+  accumulate?: number;
+  /** Eval: the first item (default 0) and one past the last (default count). */
+  start?: number;
+  end?: number;
   /** Batches assembled ahead (default 2). */
   prefetch?: number;
   /** Items decoded at once per batch (default 8). */
   concurrency?: number;
   device?: Device;
   /**
-   * A file that fails to decode stops the epoch with an error naming it.
-   * Otherwise (default) it is reported to onSkip, never read again, and its
-   * place in the batch is taken by the next unread item of the epoch.
+   * Stop at a file that fails to decode, with an error naming it. Default:
+   * false in train mode (the file is reported to onSkip, never read again, and
+   * replaced), true in eval mode (with false it is reported and left out).
    */
   strict?: boolean;
   onSkip?: (name: string, error: Error) => void;
@@ -37,115 +53,196 @@ export interface Batch {
   labels: Tensor | null;
   /** Dataset indices of the items. */
   indices: number[];
-  /** Position of the batch in its epoch. */
+  /** Position of the batch in its pass (train: micro-batch in the epoch). */
   step: number;
 }
 
+/** One optimizer step: its position in the epoch and its `accumulate` micro-batches. */
+export interface TrainStep {
+  step: number;
+  batches: AsyncGenerator<Batch, void, undefined>;
+}
+
+interface Assembled {
+  pixels: Uint8Array;
+  indices: number[];
+}
+
+const positive = (v: unknown, what: string) => positiveInt(v, `"${what}" of the data loader`);
+
+/** Disposes a batch's tensors. */
+export function disposeBatch(batch: Batch): void {
+  batch.images.dispose();
+  batch.labels?.dispose();
+}
+
 export class DataLoader {
+  readonly mode: LoaderMode;
   readonly batchSize: number;
-  private readonly o: Required<Omit<LoaderOptions, 'onSkip' | 'device'>> & { device: Device; onSkip?: (name: string, error: Error) => void };
+  readonly accumulate: number;
+  private readonly seed: number;
+  private readonly start: number;
+  private readonly end: number;
+  private readonly prefetch: number;
+  private readonly concurrency: number;
+  private readonly device: Device;
+  private readonly strict: boolean;
+  private readonly onSkip: ((name: string, error: Error) => void) | undefined;
   private readonly bad = new Set<number>();
 
   constructor(readonly dataset: ImageDataset, options: LoaderOptions) {
-    const positive = (v: unknown, what: string) => {
-      if (!Number.isSafeInteger(v) || (v as number) < 1) throw new RangeError(`Expected a positive integer for "${what}" of the data loader but received ${String(v)}`);
-      return v as number;
-    };
+    this.mode = oneOf(options.mode ?? 'train', '"mode" of the data loader', ['train', 'eval'] as const);
     this.batchSize = positive(options.batchSize, 'batchSize');
-    this.o = {
-      batchSize: this.batchSize,
-      shuffle: options.shuffle ?? true,
-      seed: options.seed ?? 0,
-      dropLast: options.dropLast ?? true,
-      prefetch: positive(options.prefetch ?? 2, 'prefetch'),
-      concurrency: positive(options.concurrency ?? 8, 'concurrency'),
-      device: options.device ?? 'cpu',
-      strict: options.strict ?? false,
-      onSkip: options.onSkip,
-    };
-    if (this.batchesPerEpoch() === 0) {
-      throw new RangeError(`The dataset has ${dataset.count} images, fewer than one batch of ${this.batchSize} (with dropLast)`);
+    this.accumulate = positive(options.accumulate ?? 1, 'accumulate');
+    this.seed = options.seed ?? 0;
+    intInRange(this.seed, '"seed" of the data loader', 0);
+    this.start = options.start ?? 0;
+    this.end = options.end ?? dataset.count;
+    if (!Number.isSafeInteger(this.start) || !Number.isSafeInteger(this.end) || this.start < 0 || this.end > dataset.count || this.start > this.end) {
+      throw new RangeError(`Expected 0 <= start <= end <= ${dataset.count} for the data loader but received start ${this.start}, end ${this.end}`);
+    }
+    if (this.mode === 'train' && (this.start !== 0 || this.end !== dataset.count)) throw new RangeError('start and end select items of an eval pass; a train loader reads the whole dataset');
+    if (this.mode === 'eval' && this.accumulate !== 1) throw new RangeError('accumulate groups micro-batches of a train loader; an eval loader has none');
+    this.prefetch = positive(options.prefetch ?? 2, 'prefetch');
+    this.concurrency = positive(options.concurrency ?? 8, 'concurrency');
+    this.device = options.device ?? 'cpu';
+    this.strict = options.strict ?? this.mode === 'eval';
+    this.onSkip = options.onSkip;
+    if (this.mode === 'train' && this.stepsPerEpoch() === 0) {
+      const need = this.batchSize * this.accumulate;
+      throw new RangeError(`The dataset has ${dataset.count} images, fewer than one step of ${need} (batch ${this.batchSize}${this.accumulate > 1 ? ` x ${this.accumulate} accumulated` : ''}, last incomplete batch dropped)`);
     }
   }
 
+  /** Batches per pass: train drops the last incomplete one, eval keeps it. */
   batchesPerEpoch(): number {
-    const n = this.dataset.count;
-    return this.o.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+    const n = this.end - this.start;
+    return this.mode === 'train' ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
-  /** The epoch's item order: a permutation drawn from (seed, epoch) alone. */
+  /** Optimizer steps per epoch (train): whole groups of `accumulate` batches. */
+  stepsPerEpoch(): number {
+    return Math.floor(this.batchesPerEpoch() / this.accumulate);
+  }
+
+  /** The epoch's item order: train, a permutation drawn from (seed, epoch) alone; eval, start..end-1. */
   order(epoch: number): Int32Array {
-    const n = this.dataset.count;
-    if (!this.o.shuffle) return Int32Array.from({ length: n }, (_, i) => i);
-    const g = Generator.create(this.o.seed * 1_000_003 + epoch);
-    const perm = randperm(n, { generator: g });
+    if (this.mode === 'eval') return Int32Array.from({ length: this.end - this.start }, (_, i) => this.start + i);
+    const g = Generator.create(this.seed * 1_000_003 + epoch);
+    const perm = randperm(this.dataset.count, { generator: g });
     const out = Int32Array.from(perm.toTypedArray<'int64'>(), Number);
     perm.dispose();
     return out;
   }
 
-  /** The batches of one epoch from batch `start` on (for a resumed run). */
-  async *epoch(epoch: number, start = 0): AsyncGenerator<Batch, void, undefined> {
+  /** An eval pass: every item of [start, end) in order. */
+  batches(): AsyncGenerator<Batch, void, undefined> {
+    if (this.mode !== 'eval') throw new Error("batches() is the eval pass; a train loader is read with steps(epoch, fromStep)");
+    return this.pass(0, 0, this.batchesPerEpoch());
+  }
+
+  /**
+   * The optimizer steps of one epoch from step `fromStep` on (a resumed run
+   * passes where it stopped). Each step's micro-batches are read in its inner
+   * loop; those the caller leaves unread are disposed before the next step.
+   */
+  async *steps(epoch: number, fromStep = 0): AsyncGenerator<TrainStep, void, undefined> {
+    if (this.mode !== 'train') throw new Error("steps() groups the batches of a train loader; an eval loader is read with batches()");
+    const total = this.stepsPerEpoch();
+    if (!Number.isSafeInteger(fromStep) || fromStep < 0 || fromStep > total) throw new RangeError(`Expected a step in [0, ${total}] to start epoch ${epoch} at but received ${String(fromStep)}`);
+    const micro = this.pass(epoch, fromStep * this.accumulate, total * this.accumulate);
+    try {
+      for (let step = fromStep; step < total; step++) {
+        let taken = 0;
+        const group = async function* (accumulate: number): AsyncGenerator<Batch, void, undefined> {
+          while (taken < accumulate) {
+            taken++;
+            const next = await micro.next();
+            if (next.done) return;
+            yield next.value;
+          }
+        };
+        yield { step, batches: group(this.accumulate) };
+        for (; taken < this.accumulate; taken++) {
+          const next = await micro.next();
+          if (!next.done) disposeBatch(next.value);
+        }
+      }
+    } finally {
+      await micro.return(undefined);
+    }
+  }
+
+  /** Batches [first, last) of the epoch's order, assembled `prefetch` ahead. */
+  private async *pass(epoch: number, first: number, last: number): AsyncGenerator<Batch, void, undefined> {
     const order = this.order(epoch);
-    const total = this.batchesPerEpoch();
-    const bs = this.batchSize;
-    // Items not yet used this epoch, for replacing ones that fail to decode:
-    // those past the batches this epoch will read first.
-    let spare = Math.min(total * bs, order.length);
+    // Train: items past the batches this epoch reads replace ones that fail to decode.
+    let spare = Math.min(this.batchesPerEpoch() * this.batchSize, order.length);
     const nextSpare = (): number | null => {
-      while (spare < order.length) {
-        const i = order[spare++] as number;
+      while (this.mode === 'train' && spare < order.length) {
+        const i = order[spare++]!;
         if (!this.bad.has(i)) return i;
       }
       return null;
     };
-    const assemble = async (step: number): Promise<{ pixels: Uint8Array; indices: number[] }> => {
-      const first = step * bs;
-      const wanted = Math.min(bs, order.length - first);
-      const item = this.dataset.size * this.dataset.size * this.dataset.channels;
-      const pixels = new Uint8Array(wanted * item);
-      const indices = new Array<number>(wanted);
-      let cursor = 0;
-      const worker = async (): Promise<void> => {
-        while (cursor < wanted) {
-          const slot = cursor++;
-          let index: number | null = order[first + slot] as number;
-          while (index !== null) {
-            if (!this.bad.has(index)) {
-              try {
-                pixels.set(await this.dataset.read(index), slot * item);
-                indices[slot] = index;
-                break;
-              } catch (e) {
-                if (this.o.strict) throw new Error(`Cannot read training image ${this.dataset.name(index)}: ${(e as Error).message}`);
-                this.bad.add(index);
-                this.o.onSkip?.(this.dataset.name(index), e as Error);
-              }
-            }
-            index = nextSpare();
-          }
-          if (index === null) throw new Error(`Ran out of readable images to fill batch ${step} of epoch ${epoch} (${this.bad.size} skipped)`);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.o.concurrency, wanted) }, worker));
-      return { pixels, indices };
-    };
-    const queue: Promise<{ pixels: Uint8Array; indices: number[] }>[] = [];
-    let nextStep = start;
+    const queue: Promise<Assembled>[] = [];
+    let next = first;
     const fill = () => {
-      while (queue.length < this.o.prefetch && nextStep < total) {
-        const p = assemble(nextStep++);
+      while (queue.length < this.prefetch && next < last) {
+        const p = this.assemble(order, next++, epoch, nextSpare);
         p.catch(() => {}); // awaited in order below; an abandoned prefetch must not be an unhandled rejection
         queue.push(p);
       }
     };
     fill();
-    for (let step = start; step < total; step++) {
-      const { pixels, indices } = await (queue.shift() as Promise<{ pixels: Uint8Array; indices: number[] }>);
+    for (let step = first; step < last; step++) {
+      const { pixels, indices } = await queue.shift()!;
       fill();
-      // Tensors are made only when handed over, so stopping early leaks nothing.
+      if (indices.length === 0) continue; // an eval batch whose every file was skipped
       yield { images: this.toDevice(pixels, indices.length), labels: this.labelsOf(indices), indices, step };
     }
+  }
+
+  private async assemble(order: Int32Array, step: number, epoch: number, nextSpare: () => number | null): Promise<Assembled> {
+    const { size, channels } = this.dataset;
+    const item = size * size * channels;
+    const from = step * this.batchSize;
+    const wanted = Math.min(this.batchSize, order.length - from);
+    const pixels = new Uint8Array(wanted * item);
+    const slots: (number | null)[] = new Array<number | null>(wanted).fill(null);
+    let cursor = 0;
+    const worker = async (): Promise<void> => {
+      while (cursor < wanted) {
+        const slot = cursor++;
+        let index: number | null = order[from + slot]!;
+        while (index !== null) {
+          if (!this.bad.has(index)) {
+            try {
+              pixels.set(await this.dataset.read(index), slot * item);
+              slots[slot] = index;
+              break;
+            } catch (e) {
+              if (this.strict) throw new Error(`Cannot read ${this.mode === 'train' ? 'training ' : ''}image ${this.dataset.name(index)}: ${(e as Error).message}`, { cause: e });
+              this.bad.add(index);
+              this.onSkip?.(this.dataset.name(index), e as Error);
+            }
+          }
+          if (this.mode === 'eval') break;
+          index = nextSpare();
+          if (index === null) throw new Error(`Ran out of readable images to fill batch ${step} of epoch ${epoch} (${this.bad.size} skipped)`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, wanted) }, worker));
+    const filled = slots.filter((s): s is number => s !== null);
+    if (filled.length === wanted) return { pixels, indices: filled };
+    // Eval items left out: close the gaps so the batch is contiguous.
+    const packed = new Uint8Array(filled.length * item);
+    let k = 0;
+    slots.forEach((s, slot) => {
+      if (s !== null) packed.set(pixels.subarray(slot * item, (slot + 1) * item), item * k++);
+    });
+    return { pixels: packed, indices: filled };
   }
 
   private toDevice(pixels: Uint8Array, count: number): Tensor {
@@ -155,10 +252,10 @@ export class DataLoader {
     const host = chw.contiguous();
     hwc.dispose();
     chw.dispose();
-    if (this.o.device === 'cpu') return host;
+    if (this.device === 'cpu') return host;
     const pinned = aten.pin_memory(host);
     host.dispose();
-    const moved = pinned.to({ device: this.o.device, nonBlocking: true });
+    const moved = pinned.to({ device: this.device, nonBlocking: true });
     pinned.dispose();
     return moved;
   }
@@ -166,9 +263,9 @@ export class DataLoader {
   private labelsOf(indices: number[]): Tensor | null {
     const labels = this.dataset.labels;
     if (labels === null) return null;
-    const t = fromTypedArray(BigInt64Array.from(indices, (i) => BigInt(labels[i] as number)), [indices.length]);
-    if (this.o.device === 'cpu') return t;
-    const moved = t.to({ device: this.o.device });
+    const t = fromTypedArray(BigInt64Array.from(indices, (i) => BigInt(labels[i]!)), [indices.length]);
+    if (this.device === 'cpu') return t;
+    const moved = t.to({ device: this.device });
     t.dispose();
     return moved;
   }

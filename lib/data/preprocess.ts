@@ -11,7 +11,9 @@
 // values can still differ from torchvision's by a few levels. The same code
 // path serves in-memory IDX arrays and decoded files, so both are treated alike.
 import sharp from 'sharp';
-import { fromTypedArray, tensor } from '../tensor/creation';
+import { fromTypedArray } from '../tensor/creation';
+import { checkNormalization, normalize } from './color';
+import { positiveInt } from '../checks';
 import type { Device } from '../tensor/device';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
@@ -32,13 +34,6 @@ export function defaultNormalization(channels: number): Normalization {
   if (channels === 3) return { mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] };
   if (channels === 1) return { mean: [...GRAY_MEAN], std: [...GRAY_STD] };
   throw new RangeError(`Expected 1 or 3 channels but received ${String(channels)}`);
-}
-
-function checkPositiveInt(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new TypeError(`Expected a positive integer for ${what} but received ${String(value)}`);
-  }
-  return value;
 }
 
 /** @internal shared with ./source */
@@ -95,10 +90,10 @@ export function centerCrop(hwc: Uint8Array, h: number, w: number, c: number, siz
  * shorter side already equals size is only cropped.
  */
 export async function resizeShorterAndCenterCrop(hwc: Uint8Array, h: number, w: number, c: number, size: number): Promise<Uint8Array> {
-  checkPositiveInt(h, 'the height');
-  checkPositiveInt(w, 'the width');
+  positiveInt(h, 'the height');
+  positiveInt(w, 'the width');
   const channels = checkChannels(c);
-  checkPositiveInt(size, 'the size');
+  positiveInt(size, 'the size');
   checkPixels(hwc, h * w * c, `a ${h} x ${w} x ${c} image`);
   if (h === size && w === size) return hwc;
   const target = resizedSize(h, w, size);
@@ -115,10 +110,27 @@ export async function resizeShorterAndCenterCrop(hwc: Uint8Array, h: number, w: 
 }
 
 /**
- * A float32 N x C x H x W tensor from N*H*W*C uint8 pixels (NHWC):
- * (x / 255 - mean[c]) / std[c], computed with tensor ops on `device` (the
- * uint8 bytes are moved first, a quarter of the float size). Intermediates
- * are freed; the caller owns the result.
+ * Normalised float32 images from uint8 [N, C, H, W] pixels: (x / 255 -
+ * mean[c]) / std[c] (default: defaultNormalization(C)), on the pixels'
+ * device. The one normalisation of the evaluation path (embedding, kNN,
+ * attention maps); training views go through the augmentation instead.
+ */
+export function normalizeImages(pixels: Tensor, norm: Partial<Normalization> = {}): Tensor {
+  if (pixels?.dtype !== 'uint8' || pixels.ndim !== 4) {
+    throw new TypeError(`Expected uint8 images [N, C, H, W] but received ${pixels?.dtype ?? String(pixels)} [${pixels?.shape?.join(', ') ?? ''}]`);
+  }
+  const c = checkChannels(pixels.shape[1]);
+  const defaults = defaultNormalization(c);
+  const mean = norm.mean ?? defaults.mean;
+  const std = norm.std ?? defaults.std;
+  checkNormalization(mean, std, c);
+  return scope(() => normalize(pixels.float().div(255), mean, std));
+}
+
+/**
+ * A float32 N x C x H x W tensor from N*H*W*C uint8 pixels (NHWC), normalised
+ * as normalizeImages does, computed on `device` (the uint8 bytes are moved
+ * first, a quarter of the float size). The caller owns the result.
  */
 export function toNormalizedTensor(
   batch: Uint8Array,
@@ -130,21 +142,16 @@ export function toNormalizedTensor(
   std: readonly number[],
   device?: Device,
 ): Tensor {
-  checkPositiveInt(n, 'the batch size');
-  checkPositiveInt(h, 'the height');
-  checkPositiveInt(w, 'the width');
+  positiveInt(n, 'the batch size');
+  positiveInt(h, 'the height');
+  positiveInt(w, 'the width');
   checkChannels(c);
   checkPixels(batch, n * h * w * c, `a ${n} x ${h} x ${w} x ${c} batch`);
-  if (!Array.isArray(mean) || mean.length !== c) throw new RangeError(`Expected ${c} mean value(s), one per channel, but received ${JSON.stringify(mean)}`);
-  if (!Array.isArray(std) || std.length !== c) throw new RangeError(`Expected ${c} std value(s), one per channel, but received ${JSON.stringify(std)}`);
-  if (!mean.every((m) => typeof m === 'number' && Number.isFinite(m))) throw new RangeError(`Expected finite mean values but received ${JSON.stringify(mean)}`);
-  if (!std.every((s) => typeof s === 'number' && Number.isFinite(s) && s > 0)) throw new RangeError(`Expected finite std values > 0 but received ${JSON.stringify(std)}`);
+  checkNormalization(mean, std, c);
   const o = device === undefined ? undefined : { device };
   return scope(() => {
-    const pixels = fromTypedArray(batch, [n, h, w, c], o);
-    const m = tensor([...mean], o).view(1, c, 1, 1);
-    const s = tensor([...std], o).view(1, c, 1, 1);
     // The uint8 permute is made contiguous first so every later op is NCHW.
-    return pixels.permute(0, 3, 1, 2).contiguous().float().div(255).sub(m).div(s);
+    const pixels = fromTypedArray(batch, [n, h, w, c], o).permute(0, 3, 1, 2).contiguous();
+    return normalizeImages(pixels, { mean: [...mean], std: [...std] });
   });
 }

@@ -3,6 +3,11 @@
 // on the patch grid, and drawn over the images as a heat map grid (PNG).
 import sharp from 'sharp';
 import { noGrad } from '../autograd';
+import { openDataset } from '../data/dataset';
+import { DataLoader, disposeBatch } from '../data/loader';
+import { normalizeImages } from '../data/preprocess';
+import { loadEncoder } from '../extrema/checkpoint';
+import { writeFileAtomic } from '../io/fs';
 import { scope } from '../tensor/scope';
 import * as aten from '../tensor/ops.generated';
 import type { Tensor } from '../tensor/tensor';
@@ -93,4 +98,50 @@ export async function attentionGridPng(pixels: Tensor /* [B, C, H, W] in [0, 1] 
     }
   }
   return sharp(Buffer.from(canvas.buffer), { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+export interface AttentionFigureOptions {
+  /** This project's .safetensors or the authors' .pth. */
+  checkpoint: string;
+  /** An IDX file or an image folder: its first `count` images are drawn. */
+  images: string;
+  /** The output PNG. */
+  out: string;
+  /** Images (default 16). */
+  count?: number;
+  /** Block whose attention to draw (default: the last class-attention block). */
+  block?: string;
+  /** Attention heads of a .pth model (default width / 64). */
+  heads?: number;
+  which?: 'teacher' | 'student';
+  /** Image pairs per row (default 8). */
+  columns?: number;
+  device?: string;
+}
+
+/** `extrema attention`: a PNG grid of the first images beside their class-attention maps. */
+export async function attentionFigure(o: AttentionFigureOptions): Promise<{ out: string; count: number }> {
+  if (!o.out.toLowerCase().endsWith('.png')) throw new TypeError(`Expected a .png file for --out but received "${o.out}"`);
+  const { encoder, config } = loadEncoder(o.checkpoint, { numHeads: o.heads, which: o.which, device: o.device });
+  try {
+    const channels = config.encoder.inChans === 1 ? 1 : 3;
+    const data = openDataset(o.images, { size: config.encoder.imgSize[0], channels });
+    const count = Math.min(o.count ?? 16, data.count);
+    const loader = new DataLoader(data, { mode: 'eval', batchSize: count, end: count, device: o.device });
+    for await (const batch of loader.batches()) {
+      try {
+        const maps = scope(() => classAttentionMaps(encoder, normalizeImages(batch.images), o.block));
+        const pixels = scope(() => batch.images.float().div(255));
+        const png = await attentionGridPng(pixels, maps, { columns: o.columns ?? 8 });
+        maps.dispose();
+        pixels.dispose();
+        writeFileAtomic(o.out, png);
+      } finally {
+        disposeBatch(batch);
+      }
+    }
+    return { out: o.out, count };
+  } finally {
+    encoder.dispose();
+  }
 }

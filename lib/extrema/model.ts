@@ -16,8 +16,8 @@ import { byolLoss, infoNceLoss } from './loss';
 import { emaUpdate } from './ema';
 
 export interface ExtremaStepOptions {
-  /** Patch indices the student keeps, int64 [B, M, n]; sampled from the config when omitted. */
-  keep?: Tensor;
+  /** The patches each masked view shows the student: indices int64 [B, M, n]; sampled from the config when omitted. */
+  visible?: Tensor;
   /** Generator for mask sampling. */
   generator?: Generator;
 }
@@ -28,8 +28,8 @@ export interface ExtremaOutput {
   predictions: Tensor;
   /** Teacher projections (no gradient), [B, out]. */
   targets: Tensor;
-  /** The masks used, [B, M, n]. */
-  keep: Tensor;
+  /** The visible patch indices used, [B, M, n]. */
+  visible: Tensor;
 }
 
 export class ExtremaModel extends Module {
@@ -74,12 +74,12 @@ export class ExtremaModel extends Module {
     return scope(() => {
       const b = studentView.size(0);
       if (teacherView.size(0) !== b) throw new TypeError(`Expected the teacher view to hold ${b} images like the student view but it holds ${teacherView.size(0)}`);
-      const keep = options.keep ?? this.sampleMasks(b, options.generator);
-      const student = this.base_encoder.encode(studentView, { keep });
+      const visible = options.visible ?? this.sampleMasks(b, options.generator);
+      const student = this.base_encoder.encode(studentView, { visible });
       const predictions = this.predictor.forward(this.base_encoder.project(student.instance));
       const targets = noGrad(() => this.momentum_encoder.project(this.momentum_encoder.encode(teacherView).instance));
       const loss = this.config.loss === 'byol' ? byolLoss(predictions, targets) : infoNceLoss(predictions, targets, this.config.temperature);
-      return { loss, predictions, targets, keep: options.keep === undefined ? keep : keep.detach() };
+      return { loss, predictions, targets, visible: options.visible === undefined ? visible : visible.detach() };
     });
   }
 
@@ -88,8 +88,8 @@ export class ExtremaModel extends Module {
     emaUpdate(this.momentum_encoder.parameters(), this.base_encoder.parameters(), m, options);
   }
 
-  /** The teacher's instance features (after the final norm) and tokens, without gradients. */
-  embed(images: Tensor, which: 'teacher' | 'student' = 'teacher'): EncoderOutput {
+  /** The teacher's (or student's) instance features (after the final norm) and tokens, without gradients. */
+  encode(images: Tensor, which: 'teacher' | 'student' = 'teacher'): EncoderOutput {
     const encoder = which === 'teacher' ? this.momentum_encoder : this.base_encoder;
     return noGrad(() => encoder.encode(images));
   }

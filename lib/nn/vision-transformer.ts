@@ -21,11 +21,11 @@ import { vitConfig, type VitConfig, type VitConfigInput } from './vit-config';
 
 export interface EncodeOptions {
   /**
-   * Patch indices each view keeps, int64 [B, M, n]: image b becomes M views
+   * The patches each masked view shows, indices int64 [B, M, n]: image b becomes M views
    * of n tokens. Views are stacked mask-major (row m*B + b), one encoder pass.
    * Position embeddings are added before the tokens are gathered.
    */
-  keep?: Tensor;
+  visible?: Tensor;
   /** State-dict name of a block ('blocks.3', 'blocks_token.1') whose attention weights to return. */
   attentionOf?: string;
 }
@@ -112,13 +112,13 @@ export class VisionTransformer extends Module {
   }
 
   /** Patch tokens plus position embeddings, [B, N, D]. */
-  embed(images: Tensor): Tensor {
+  patchTokens(images: Tensor): Tensor {
     return scope(() => this.patch_embed.forward(images).add(this.pos_embed));
   }
 
   /** Runs the encoder; see EncodeOptions for masking and attention maps. */
   encode(images: Tensor, options: EncodeOptions = {}): EncoderOutput {
-    return scope(() => this.encodeTokens(gatherViews(this.embed(images), options.keep), options.attentionOf));
+    return scope(() => this.encodeTokens(gatherViews(this.patchTokens(images), options.visible), options.attentionOf));
   }
 
   /** Projection of the instance feature through `head` (the identity without one). */
@@ -179,20 +179,20 @@ export class VisionTransformer extends Module {
 }
 
 /**
- * Gathers the kept tokens of every view: tokens [B, N, D], keep [B, M, n] ->
- * [M*B, n, D], mask-major. Without keep, the tokens themselves.
+ * Gathers the visible tokens of every view: tokens [B, N, D], visible [B, M, n] ->
+ * [M*B, n, D], mask-major. Without visible, the tokens themselves.
  */
-export function gatherViews(tokens: Tensor, keep: Tensor | undefined): Tensor {
-  if (keep === undefined) return tokens;
+export function gatherViews(tokens: Tensor, visible: Tensor | undefined): Tensor {
+  if (visible === undefined) return tokens;
   const [b, n] = tokens.shape as [number, number, number];
-  const shape = keep.shape;
-  if (keep.dtype !== 'int64' || shape.length !== 3 || shape[0] !== b) {
-    throw new TypeError(`Expected int64 patch indices of shape [${b}, masks, kept] for "keep" but received ${keep.dtype} [${shape.join(', ')}]`);
+  const shape = visible.shape;
+  if (visible.dtype !== 'int64' || shape.length !== 3 || shape[0] !== b) {
+    throw new TypeError(`Expected int64 patch indices of shape [${b}, masks, kept] for "visible" but received ${visible.dtype} [${shape.join(', ')}]`);
   }
   const [, m, kept] = shape as [number, number, number];
-  if (kept > n) throw new RangeError(`"keep" selects ${kept} tokens per view but there are only ${n} patches`);
+  if (kept > n) throw new RangeError(`"visible" selects ${kept} tokens per view but there are only ${n} patches`);
   return scope(() => {
-    const ids = keep.transpose(0, 1).reshape(m * b, kept);
+    const ids = visible.transpose(0, 1).reshape(m * b, kept);
     const rows = arange(b, undefined, 1, { device: tokens.device }).repeat(m).unsqueeze(1);
     return aten.index_Tensor(tokens, [rows, ids]);
   });

@@ -1,29 +1,23 @@
-// ExtreMA pretraining, top to bottom: data, model, optimizer, then for each
-// step: augment, mask, forward, backward, AdamW step, EMA update; per epoch:
-// kNN monitor, checkpoint, plots. Everything random comes from generators
-// whose states are checkpointed, so a resumed run continues bit for bit.
+// ExtreMA pretraining, top to bottom: set up the run (./run-setup), then for
+// each optimizer step: schedules, `accumulate` micro-batches of augment, mask,
+// forward, backward, then the AdamW step and the EMA update; per epoch: kNN
+// monitor, checkpoint, plots. Everything random comes from generators whose
+// states are checkpointed, so a resumed run continues bit for bit.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { ExtremaModel } from '../extrema/model';
 import { momentumAt } from '../extrema/ema';
-import { openDataset } from '../data/dataset';
-import { DataLoader } from '../data/loader';
-import { augmentConfig, augmentPair } from '../data/augment';
-import { defaultNormalization } from '../data/preprocess';
-import { AdamW } from '../optim/adamw';
-import { paramGroupsForDecay } from '../optim/param-groups';
-import { scaledLr, warmupCosine, cosine } from '../optim/schedule';
+import { augmentPair } from '../data/augment';
+import { disposeBatch, type Batch } from '../data/loader';
+import { warmupCosine, cosine } from '../optim/schedule';
 import { clipGradNorm } from '../optim/clip';
-import { GradScaler } from '../optim/grad-scaler';
-import { Generator } from '../runtime/generator';
 import { autocast, synchronize } from '../runtime/device-runtime';
 import { scope } from '../tensor/scope';
-import { writeFileAtomic } from '../io/safetensors';
 import { pretrainConfig, type PretrainConfig, type PretrainConfigInput } from './config';
-import { RunLog, type LogRecord } from './log';
-import { saveTrainingCheckpoint, loadTrainingCheckpoint, type RunPosition } from './state';
-import { openKnnSets, knnMonitor } from './knn-monitor';
+import { saveTrainingCheckpoint, type RunPosition } from './state';
+import { knnMonitor } from './knn-monitor';
 import { writeRunPlots } from './run-plots';
+import { setUpRun, CHECKPOINT_FILE, type Run } from './run-setup';
+
+export { CHECKPOINT_FILE };
 
 export class TrainingError extends Error {
   override name = 'TrainingError';
@@ -34,9 +28,14 @@ export interface PretrainHooks {
   onStep?: (r: { epoch: number; step: number; iteration: number; loss: number; lr: number; imagesPerSecond: number; stepsPerEpoch: number }) => void;
   onEpoch?: (r: { epoch: number; knn: number | null; seconds: number }) => void;
   onKnn?: (r: { epoch: number; accuracy: number }) => void;
-  /** Lines worth showing a person (resume, skipped files, where things are written). */
+  /** Lines worth showing a person (resume, skipped files, stale files removed, where things are written). */
   onMessage?: (line: string) => void;
-  /** Stop (after writing a checkpoint) once this many optimizer steps are done; for tests and time-boxed runs. */
+}
+
+export interface PretrainOptions {
+  /** 'auto' (default): continue from the run folder's checkpoint if there is one; 'never': start over; or a checkpoint file. */
+  resume?: string;
+  /** Stop, with a checkpoint, once this many optimizer steps are done in total (time-boxed runs, tests). */
   stopAfterIterations?: number;
 }
 
@@ -52,105 +51,30 @@ export interface PretrainResult {
   plots: string[];
 }
 
-export const CHECKPOINT_FILE = 'checkpoint.safetensors';
-
-export async function pretrain(input: PretrainConfigInput | PretrainConfig, hooks: PretrainHooks = {}, options: { resume?: string | 'auto' | 'never' } = {}): Promise<PretrainResult> {
+export async function pretrain(input: PretrainConfigInput | PretrainConfig, hooks: PretrainHooks = {}, options: PretrainOptions = {}): Promise<PretrainResult> {
   const cfg = pretrainConfig(input as PretrainConfigInput);
   const say = hooks.onMessage ?? (() => {});
-  fs.mkdirSync(cfg.out, { recursive: true });
-  writeFileAtomic(path.join(cfg.out, 'config.json'), Buffer.from(`${JSON.stringify(cfg, null, 2)}\n`));
-
-  // ---- data ---------------------------------------------------------------
-  const enc = cfg.model.encoder;
-  const size = enc.imgSize[0];
-  if (enc.imgSize[1] !== size) throw new RangeError(`pretrain needs a square input size but the model takes ${enc.imgSize.join('x')}`);
-  const channels = enc.inChans === 1 ? 1 : 3;
-  const train = openDataset(cfg.train, { size, channels, ...(cfg.trainLimit > 0 ? { limit: cfg.trainLimit } : {}) });
-  const loader = new DataLoader(train, {
-    batchSize: cfg.batchSize, seed: cfg.seed, device: cfg.device, concurrency: cfg.workers, strict: cfg.strict,
-    onSkip: (name, e) => say(`skipped ${name}: ${e.message}`),
-  });
-  const stepsPerEpoch = Math.floor(loader.batchesPerEpoch() / cfg.accumulate);
-  if (stepsPerEpoch < 1) throw new RangeError(`${loader.batchesPerEpoch()} batches per epoch are fewer than accumulate = ${cfg.accumulate}`);
-  const knnSets = cfg.knn.queries === null || cfg.knn.every === 0 ? null
-    : openKnnSets(cfg.knn.bank ?? cfg.train, cfg.knn.queries, size, channels, cfg.knn.bankLimit, cfg.knn.queryLimit);
-  say(`data: ${train.describe}; ${stepsPerEpoch} steps per epoch of ${cfg.batchSize * cfg.accumulate} images`);
-
-  // ---- model, optimizer, generators ----------------------------------------
-  const model = new ExtremaModel(cfg.model, { seed: cfg.seed });
-  model.to(cfg.device);
-  const lr = scaledLr(cfg.baseLr, cfg.batchSize * cfg.accumulate);
-  const optimizer = new AdamW(paramGroupsForDecay(model.studentParameters(), { weightDecay: cfg.weightDecay }), { lr, betas: cfg.betas, weightDecay: cfg.weightDecay });
-  const scaler = new GradScaler({ enabled: cfg.precision === 'fp16' });
-  const generators: Record<string, Generator> = {
-    augment: Generator.create(cfg.seed + 1, cfg.device),
-    masks: Generator.create(cfg.seed + 2, cfg.device),
-    // Drop path draws from the device's default generator.
-    default: Generator.default(cfg.device),
-  };
-  generators.default!.manualSeed(cfg.seed + 3);
-  const augment = augmentConfig({ ...cfg.augment, size, ...defaultNormalization(channels) });
-  const checkpoint = path.join(cfg.out, CHECKPOINT_FILE);
-
-  let position: RunPosition = { epoch: 0, step: 0, iteration: 0 };
-  const resumeFrom = options.resume === undefined || options.resume === 'auto' ? (fs.existsSync(checkpoint) ? checkpoint : null)
-    : options.resume === 'never' ? null : options.resume;
-  if (resumeFrom !== null) {
-    position = loadTrainingCheckpoint(resumeFrom, { model, optimizer, scaler, generators });
-    say(`resumed from ${resumeFrom} at epoch ${position.epoch}, step ${position.step} (iteration ${position.iteration})`);
-  }
-  const log = new RunLog(path.join(cfg.out, 'log.jsonl'), resumeFrom === null ? null : position.iteration);
+  const run = setUpRun(cfg, options.resume ?? 'auto', say);
+  const { loader, model, optimizer, scaler, log, checkpoint } = run;
+  const stepsPerEpoch = loader.stepsPerEpoch();
+  const stopAfter = options.stopAfterIterations ?? Infinity;
+  let position: RunPosition = run.position;
   const losses: number[] = [];
-  const record = (r: LogRecord) => log.write(r);
-  const state = { model, optimizer, scaler, generators };
-  let knnBefore: number | null = null;
-  let knnAfter: number | null = null;
-  const runKnn = async (epoch: number) => {
-    if (knnSets === null) return null;
-    const accuracy = await knnMonitor(model.momentum_encoder, knnSets, { k: cfg.knn.k, temperature: cfg.knn.temperature, device: cfg.device });
-    record({ kind: 'knn', iteration: position.iteration, epoch, accuracy });
-    hooks.onKnn?.({ epoch, accuracy });
-    return accuracy;
-  };
-
   try {
-    if (position.iteration === 0) knnBefore = await runKnn(0);
-    else knnBefore = (RunLog.read(log.file).find((r) => r.kind === 'knn' && r.epoch === 0)?.accuracy as number | undefined) ?? null;
-    // ---- the loop ------------------------------------------------------------
+    const knnBefore = position.iteration === 0 ? await monitor(run, 0, 0, hooks) : run.knnBeforeFromLog;
+    let knnAfter: number | null = null;
     for (let epoch = position.epoch; epoch < cfg.epochs; epoch++) {
       const started = performance.now();
-      let micro = 0;
       let images = 0;
-      let lossSum = 0;
-      const firstBatch = epoch === position.epoch ? position.step * cfg.accumulate : 0;
-      for await (const batch of loader.epoch(epoch, firstBatch)) {
-        const stepInEpoch = Math.floor(batch.step / cfg.accumulate);
-        if (stepInEpoch >= stepsPerEpoch) {
-          batch.images.dispose();
-          batch.labels?.dispose();
-          break;
-        }
+      for await (const { step, batches } of loader.steps(epoch, epoch === position.epoch ? position.step : 0)) {
         const t = position.iteration / stepsPerEpoch; // fractional epochs
-        if (micro === 0) {
-          optimizer.setLr(warmupCosine(t, { base: lr, warmupSteps: cfg.warmupEpochs, totalSteps: cfg.epochs, final: cfg.minLr }));
-          if (cfg.weightDecayEnd !== null) optimizer.setWeightDecay(cosine(t, cfg.epochs, cfg.weightDecay, cfg.weightDecayEnd));
+        optimizer.setLr(warmupCosine(t, { base: run.lr, warmupSteps: cfg.warmupEpochs, totalSteps: cfg.epochs, final: cfg.minLr }));
+        if (cfg.weightDecayEnd !== null) optimizer.setWeightDecay(cosine(t, cfg.epochs, cfg.weightDecay, cfg.weightDecayEnd));
+        let loss = 0;
+        for await (const batch of batches) {
+          loss += backward(run, batch, `epoch ${epoch}, step ${step} (iteration ${position.iteration})`) / cfg.accumulate;
+          images += batch.indices.length;
         }
-        const loss = scope(() => {
-          const { student, teacher } = augmentPair(batch.images, augment, generators.augment);
-          const forward = () => model.forward(student, teacher, { generator: generators.masks }).loss;
-          const l = cfg.precision === 'fp32' ? forward() : autocast(cfg.device, cfg.precision === 'bf16' ? 'bfloat16' : 'float16', forward);
-          scaler.scale(cfg.accumulate === 1 ? l : l.div(cfg.accumulate)).backward();
-          return l.item();
-        });
-        batch.images.dispose();
-        batch.labels?.dispose();
-        if (!Number.isFinite(loss)) {
-          throw new TrainingError(`The loss is ${loss} at epoch ${epoch}, step ${stepInEpoch} (iteration ${position.iteration}); stopping. The last good checkpoint is ${fs.existsSync(checkpoint) ? checkpoint : '(none yet)'}. Lower the learning rate, enable --clip-grad, or use fp32.`);
-        }
-        lossSum += loss;
-        images += batch.indices.length;
-        if (++micro < cfg.accumulate) continue;
-        micro = 0;
         if (cfg.clipGrad !== null) {
           scaler.unscale(optimizer);
           clipGradNorm(model.studentParameters().map(([, p]) => p), cfg.clipGrad);
@@ -158,46 +82,71 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
         scaler.step(optimizer);
         scaler.update();
         model.zeroGrad();
-        const m = momentumAt(t, cfg.epochs, cfg.model.momentum);
-        model.updateTeacher(m);
-        const stepLoss = lossSum / cfg.accumulate;
-        lossSum = 0;
-        losses.push(stepLoss);
-        position = { epoch, step: stepInEpoch + 1, iteration: position.iteration + 1 };
-        const seconds = (performance.now() - started) / 1000;
-        const currentLr = optimizer.groups[0]?.lr ?? lr;
-        record({ kind: 'step', iteration: position.iteration, epoch: t, loss: stepLoss, lr: currentLr, momentum: m });
-        hooks.onStep?.({ epoch, step: stepInEpoch + 1, iteration: position.iteration, loss: stepLoss, lr: currentLr, imagesPerSecond: images / seconds, stepsPerEpoch });
-        if (hooks.stopAfterIterations !== undefined && position.iteration >= hooks.stopAfterIterations) {
-          if (position.step >= stepsPerEpoch) position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
-          saveTrainingCheckpoint(checkpoint, state, position, cfg);
-          return finish(false);
+        const momentum = momentumAt(t, cfg.epochs, cfg.model.momentum);
+        model.updateTeacher(momentum);
+        losses.push(loss);
+        position = { epoch, step: step + 1, iteration: position.iteration + 1 };
+        const lr = optimizer.groups[0]?.lr ?? run.lr;
+        log.write({ kind: 'step', iteration: position.iteration, epoch: t, loss, lr, momentum });
+        hooks.onStep?.({ epoch, step: step + 1, iteration: position.iteration, loss, lr, imagesPerSecond: images / ((performance.now() - started) / 1000), stepsPerEpoch });
+        if (position.iteration >= stopAfter) {
+          if (position.step === stepsPerEpoch) position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
+          saveTrainingCheckpoint(checkpoint, run, position, cfg);
+          return await finish(run, { iterations: position.iteration, knnBefore, knnAfter: null, losses }, false, say);
         }
       }
       if (cfg.device !== 'cpu') synchronize(cfg.device);
       position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
       const last = epoch + 1 === cfg.epochs;
-      let knn: number | null = null;
-      if (knnSets !== null && (last || (epoch + 1) % cfg.knn.every === 0)) knn = await runKnn(epoch + 1);
+      const knn = last || (epoch + 1) % cfg.knn.every === 0 ? await monitor(run, epoch + 1, position.iteration, hooks) : null;
       if (last) knnAfter = knn;
       const seconds = (performance.now() - started) / 1000;
-      record({ kind: 'epoch', iteration: position.iteration, epoch: epoch + 1, seconds, meanLoss: mean(losses.slice(-stepsPerEpoch)) });
-      if (last || (epoch + 1) % cfg.checkpointEvery === 0) saveTrainingCheckpoint(checkpoint, state, position, cfg);
+      log.write({ kind: 'epoch', iteration: position.iteration, epoch: epoch + 1, seconds, meanLoss: mean(losses.slice(-stepsPerEpoch)) });
+      if (last || (epoch + 1) % cfg.checkpointEvery === 0) saveTrainingCheckpoint(checkpoint, run, position, cfg);
       await writeRunPlots(cfg.out);
       hooks.onEpoch?.({ epoch: epoch + 1, knn, seconds });
     }
-    return finish(true);
+    return await finish(run, { iterations: position.iteration, knnBefore, knnAfter, losses }, true, say);
   } finally {
-    log.close();
-    model.dispose();
-    optimizer.dispose();
+    run.dispose();
   }
+}
 
-  async function finish(complete: boolean): Promise<PretrainResult> {
-    const plots = await writeRunPlots(cfg.out);
-    if (complete) say(`done: checkpoint ${checkpoint}; plots ${plots.join(', ')}`);
-    return { config: cfg, out: cfg.out, iterations: position.iteration, knnBefore, knnAfter, losses, checkpoint, plots };
+/** One micro-batch: augment, mask, forward (under autocast when asked), scaled backward; returns its loss. */
+function backward(run: Run, batch: Batch, where: string): number {
+  const { cfg, model, scaler, generators } = run;
+  let loss: number;
+  try {
+    loss = scope(() => {
+      const { student, teacher } = augmentPair(batch.images, run.augment, generators.augment);
+      const forward = () => model.forward(student, teacher, { generator: generators.masks }).loss;
+      const l = cfg.precision === 'fp32' ? forward() : autocast(cfg.device, cfg.precision === 'bf16' ? 'bfloat16' : 'float16', forward);
+      scaler.scale(cfg.accumulate === 1 ? l : l.div(cfg.accumulate)).backward();
+      return l.item();
+    });
+  } finally {
+    disposeBatch(batch);
   }
+  if (!Number.isFinite(loss)) {
+    const last = fs.existsSync(run.checkpoint) ? run.checkpoint : '(none yet)';
+    throw new TrainingError(`The loss is ${loss} at ${where}; stopping. The last good checkpoint is ${last}. Lower the learning rate, enable --clip-grad, or use fp32.`);
+  }
+  return loss;
+}
+
+/** The kNN monitor on the teacher, logged (null when the run has no queries or the monitor is off). */
+async function monitor(run: Run, epoch: number, iteration: number, hooks: PretrainHooks): Promise<number | null> {
+  if (run.knnSets === null) return null;
+  const accuracy = await knnMonitor(run.model.momentum_encoder, run.knnSets, { k: run.cfg.knn.k, temperature: run.cfg.knn.temperature, device: run.cfg.device });
+  run.log.write({ kind: 'knn', iteration, epoch, accuracy });
+  hooks.onKnn?.({ epoch, accuracy });
+  return accuracy;
+}
+
+async function finish(run: Run, r: Pick<PretrainResult, 'iterations' | 'knnBefore' | 'knnAfter' | 'losses'>, complete: boolean, say: (line: string) => void): Promise<PretrainResult> {
+  const plots = await writeRunPlots(run.cfg.out);
+  if (complete) say(`done: checkpoint ${run.checkpoint}; plots ${plots.join(', ')}`);
+  return { config: run.cfg, out: run.cfg.out, checkpoint: run.checkpoint, plots, ...r };
 }
 
 function mean(xs: number[]): number {

@@ -147,3 +147,54 @@ test('embed: bad input is one clear error line and exit code 1', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('embed: an undecodable image stops the run naming it (--strict, the default); --skip-bad reports it and writes the other rows with their indices', async () => {
+  const dir = tmpDir();
+  const g = et.Generator.create(4);
+  const model = modelWith({
+    encoder: { imgSize: 8, patchSize: 4, inChans: 3, embedDim: 16, depth: 1, numHeads: 2, classAttentionLayers: 1 },
+    projectorHiddenDim: 8, projectorDim: 8, predictorHiddenDim: 8, maskRatio: 0.5,
+  }, g);
+  try {
+    const imgs = path.join(dir, 'imgs');
+    const good = path.join(dir, 'good');
+    fs.mkdirSync(imgs);
+    fs.mkdirSync(good);
+    for (const name of ['a.png', 'c.png', 'd.png']) {
+      const file = path.join(imgs, name);
+      await sharp(Buffer.from(randomPixels(g, 8 * 8 * 3)), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(file);
+      fs.copyFileSync(file, path.join(good, name));
+    }
+    const broken = path.join(imgs, 'b.png');
+    fs.writeFileSync(broken, Buffer.from('\x89PNG\r\n\x1a\n truncated'));
+    const ckpt = path.join(dir, 'model.safetensors');
+    saveCheckpoint(ckpt, model);
+    const out = path.join(dir, 'features.safetensors');
+    for (const extra of [[], ['--strict']]) {
+      const stopped = cli(['embed', '--checkpoint', ckpt, '--images', imgs, '--out', out, '--quiet', ...extra]);
+      assert.equal(stopped.status, 1);
+      assert.match(stopped.stderr, new RegExp(`Cannot read image ${broken.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+      assert.equal(fs.existsSync(out), false, 'no output when stopped');
+    }
+    const both = cli(['embed', '--checkpoint', ckpt, '--images', imgs, '--out', out, '--skip-bad', '--strict']);
+    assert.equal(both.status, 1);
+    assert.match(both.stderr, /--skip-bad and --strict contradict each other/);
+    const skipped = cli(['embed', '--checkpoint', ckpt, '--images', imgs, '--out', out, '--batch-size', '2', '--skip-bad', '--quiet']);
+    assert.equal(skipped.status, 0, skipped.stderr);
+    assert.ok(skipped.stderr.includes(`skipped ${broken}: `), skipped.stderr);
+    assert.match(skipped.stderr, /wrote 3 x 16 features .* \(1 skipped\)/);
+    const reference = path.join(dir, 'reference.safetensors');
+    assert.equal(cli(['embed', '--checkpoint', ckpt, '--images', good, '--out', reference, '--quiet']).status, 0);
+    const a = et.loadSafetensors(out);
+    const b = et.loadSafetensors(reference);
+    assert.deepEqual(Array.from(a.tensors.get('indices')!.toTypedArray<'int64'>(), Number), [0, 2, 3], 'rows are items a, c, d of the folder');
+    assert.deepEqual(JSON.parse(a.metadata.skipped!), [broken]);
+    // Batches are composed differently ([a], [c, d] against [a, c], [d]), so rows agree to float rounding.
+    assertClose(a.tensors.get('features')!, b.tensors.get('features')!, 'the same rows as a folder without the broken file', { rtol: 1e-5, atol: 1e-6 });
+    assert.equal(b.tensors.has('indices'), false, 'no indices when nothing was skipped');
+    for (const t of [...a.tensors.values(), ...b.tensors.values()]) t.dispose();
+  } finally {
+    model.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -127,7 +127,7 @@ test('toNormalizedTensor validates its arguments; default normalisation', () => 
   assert.throws(() => et.toNormalizedTensor(px, 1, 2, 2, 3, [0, NaN, 0], [1, 1, 1]), /Expected finite mean values/);
   assert.throws(() => et.toNormalizedTensor(px, 1, 2, 3, 2, [0, 0], [1, 1]), /Expected 1 or 3 channels but received 2/);
   assert.throws(() => et.toNormalizedTensor(px, 2, 2, 2, 3, [0, 0, 0], [1, 1, 1]), /Expected 24 bytes for a 2 x 2 x 2 x 3 batch but received 12/);
-  assert.throws(() => et.toNormalizedTensor(px, 0, 2, 2, 3, [0, 0, 0], [1, 1, 1]), /Expected a positive integer for the batch size but received 0/);
+  assert.throws(() => et.toNormalizedTensor(px, 0, 2, 2, 3, [0, 0, 0], [1, 1, 1]), /Expected a positive integer for the batch size but received number 0/);
   assert.deepEqual(et.defaultNormalization(3), { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
   assert.deepEqual(et.defaultNormalization(1), { mean: [0.5], std: [0.5] });
   assert.throws(() => et.defaultNormalization(4), /Expected 1 or 3 channels but received 4/);

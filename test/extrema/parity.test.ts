@@ -72,12 +72,12 @@ for (const [pooling, dtype] of [['class-attention', 'float32'], ['class-attentio
       if (dtype === 'float64') model.to({ dtype });
       const enc = model.base_encoder;
       const images = et.randn([3, 3, 32, 32], { generator: g, dtype }).requiresGrad_(true);
-      const keep = model.sampleMasks(3, g);
-      const out = enc.encode(images, { keep });
+      const visible = model.sampleMasks(3, g);
+      const out = enc.encode(images, { visible });
       const projection = enc.project(out.instance);
       const r = { r_instance: et.randnLike(out.instance), r_tokens: et.randnLike(out.tokens), r_projection: et.randnLike(projection) };
       out.instance.mul(r.r_instance).sum().add(out.tokens.mul(r.r_tokens).sum()).add(projection.mul(r.r_projection).sum()).backward();
-      const ref = runOracle('extrema_ref.py', { task: 'encoder', config: model.config, dtype }, { ...weightsOf(model), images: images.detach(), keep, ...r });
+      const ref = runOracle('extrema_ref.py', { task: 'encoder', config: model.config, dtype }, { ...weightsOf(model), images: images.detach(), visible, ...r });
       assert.deepEqual(out.instance.shape, [6, 32], 'instance: 2 masks x 3 images');
       assert.deepEqual(out.tokens.shape, [6, 4, 32], 'tokens: 4 kept of 16 patches');
       const tol = dtype === 'float64' ? { rtol: 1e-10, atol: 1e-12 } : TOL;
@@ -85,7 +85,7 @@ for (const [pooling, dtype] of [['class-attention', 'float32'], ['class-attentio
       assertClose(out.tokens, ref.get('tokens')!, 'tokens', tol);
       assertClose(projection, ref.get('projection')!, 'projection', tol);
       for (const block of [...enc.blocks.items.map((_, i) => `blocks.${i}`), ...enc.blocks_token.items.map((_, j) => `blocks_token.${j}`)]) {
-        const a = et.noGrad(() => enc.encode(images, { keep, attentionOf: block }).attention!);
+        const a = et.noGrad(() => enc.encode(images, { visible, attentionOf: block }).attention!);
         assertClose(a, ref.get(`attn:${block}`)!, `attention of ${block}`, tol);
       }
       // float64 proves the maths to 1e-10; float32 to 1e-5 of each tensor's scale.
@@ -113,10 +113,10 @@ for (const loss of ['byol', 'infonce'] as const) {
       const { model, g } = pooledModel({}, { loss, temperature: 0.2 });
       const student = et.randn([4, 3, 32, 32], { generator: g });
       const teacher = et.randn([4, 3, 32, 32], { generator: g });
-      const keep = model.sampleMasks(4, g);
-      const out = model.forward(student, teacher, { keep });
+      const visible = model.sampleMasks(4, g);
+      const out = model.forward(student, teacher, { visible });
       out.loss.backward();
-      const ref = runOracle('extrema_ref.py', { task: 'extrema', config: model.config }, { ...weightsOf(model), student, teacher, keep });
+      const ref = runOracle('extrema_ref.py', { task: 'extrema', config: model.config }, { ...weightsOf(model), student, teacher, visible });
       assertClose(out.loss.reshape(1), ref.get('loss')!, 'loss', TOL);
       assertClose(out.predictions, ref.get('predictions')!, 'predictions', TOL);
       assertClose(out.targets, ref.get('targets')!, 'targets', TOL);

@@ -22,13 +22,13 @@ test('12 SGD + EMA steps follow the PyTorch loss curve and end at the same weigh
     const initial = Object.fromEntries([...model.stateDict()].map(([k, v]) => [`w:${k}`, v.clone()]));
     const students = et.randn([steps, 8, 1, 16, 16], { generator: g });
     const teachers = students.add(et.randn([steps, 8, 1, 16, 16], { generator: g }).mul(0.3));
-    const keeps = et.stack(Array.from({ length: steps }, () => model.sampleMasks(8, g)));
+    const visibles = et.stack(Array.from({ length: steps }, () => model.sampleMasks(8, g)));
     const momenta = Array.from({ length: steps }, (_, t) => momentumAt(t, steps, 0.9));
     const losses: number[] = [];
     const params = model.studentParameters().map(([, p]) => p);
     for (let t = 0; t < steps; t++) {
       et.scope(() => {
-        const out = model.forward(students.select(0, t), teachers.select(0, t), { keep: keeps.select(0, t) });
+        const out = model.forward(students.select(0, t), teachers.select(0, t), { visible: visibles.select(0, t) });
         out.loss.backward();
         losses.push(out.loss.item());
         et.noGrad(() => {
@@ -41,7 +41,7 @@ test('12 SGD + EMA steps follow the PyTorch loss curve and end at the same weigh
         model.updateTeacher(momenta[t]!);
       });
     }
-    const ref = runOracle('extrema_ref.py', { task: 'train_sgd', config: model.config, lr, momenta }, { ...initial, students, teachers, keeps });
+    const ref = runOracle('extrema_ref.py', { task: 'train_sgd', config: model.config, lr, momenta }, { ...initial, students, teachers, visibles });
     const expected = Array.from(ref.get('losses')!.toTypedArray<'float32'>());
     losses.forEach((l, t) => assert.ok(Math.abs(l - expected[t]!) < 2e-5 * Math.max(1, Math.abs(expected[t]!)), `step ${t}: loss ${l} vs PyTorch ${expected[t]}`));
     assert.ok(losses[steps - 1]! < losses[0]! - 0.05, `the loss went down (${losses[0]} -> ${losses[steps - 1]})`);

@@ -138,7 +138,7 @@ test('bad inputs: image shape, attention block name, disposed weights', () => {
     assert.throws(() => v.encode(et.randn([2, 1, 32, 32])), /Expected images of shape \[B, 3, 32, 32\] but received \[2, 1, 32, 32\]/);
     assert.throws(() => v.encode(et.randn([2, 3, 28, 28])), /Expected images of shape \[B, 3, 32, 32\]/);
     assert.throws(() => v.encode(et.randn([2, 3, 32, 32]), { attentionOf: 'blocks.7' }), /this encoder has 2 blocks and 2 class-attention blocks/);
-    assert.throws(() => v.encode(et.randn([2, 3, 32, 32]), { keep: et.zeros([2, 1, 4]) }), /Expected int64 patch indices of shape \[2, masks, kept\] for "keep" but received float32/);
+    assert.throws(() => v.encode(et.randn([2, 3, 32, 32]), { visible: et.zeros([2, 1, 4]) }), /Expected int64 patch indices of shape \[2, masks, kept\] for "visible" but received float32/);
     v.dispose();
     assert.throws(() => v.encode(et.randn([2, 3, 32, 32])), /disposed/);
   });

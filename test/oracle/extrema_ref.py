@@ -4,7 +4,7 @@ TypeScript. Used as the oracle by test/extrema/*.test.ts.
 
 usage: extrema_ref.py spec.json in.safetensors out.safetensors
 spec: {"config": {...ExtremaConfig...}, "task": "encoder" | "extrema" | "ca_block" | "posembed"}
-inputs: "w:<state key>" weights, plus task inputs (images, keep, ...).
+inputs: "w:<state key>" weights, plus task inputs (images, visible, ...).
 """
 import json
 import math
@@ -204,7 +204,7 @@ def main():
     elif task == "encoder":
         enc = model.base_encoder
         img = x["images"].requires_grad_(True)
-        inst, tokens = enc(img, x.get("keep"))
+        inst, tokens = enc(img, x.get("visible"))
         out["instance"] = inst
         out["tokens"] = tokens
         out["projection"] = enc.head(inst)
@@ -219,8 +219,8 @@ def main():
             if v.grad is not None:
                 out["grad:base_encoder." + k] = v.grad
     elif task == "extrema":
-        masks = x["keep"].shape[1]
-        p = model.predictor(model.base_encoder.head(model.base_encoder(x["student"], x["keep"])[0]))
+        masks = x["visible"].shape[1]
+        p = model.predictor(model.base_encoder.head(model.base_encoder(x["student"], x["visible"])[0]))
         with torch.no_grad():
             z = model.momentum_encoder.head(model.momentum_encoder(x["teacher"])[0])
         loss = byol(p, z, masks) if cfg["loss"] == "byol" else infonce(p, z, masks, cfg["temperature"])
@@ -250,8 +250,8 @@ def main():
             q.requires_grad_(False)
         student_params = list(model.base_encoder.parameters()) + list(model.predictor.parameters())
         losses = []
-        for t in range(x["keeps"].shape[0]):
-            keep = x["keeps"][t]
+        for t in range(x["visibles"].shape[0]):
+            keep = x["visibles"][t]
             p = model.predictor(model.base_encoder.head(model.base_encoder(x["students"][t], keep)[0]))
             with torch.no_grad():
                 z = model.momentum_encoder.head(model.momentum_encoder(x["teachers"][t])[0])

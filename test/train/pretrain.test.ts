@@ -32,7 +32,7 @@ test('a run stopped mid-epoch and resumed gives the same loss curve and weights,
     const split = path.join(dir, 'split');
     const a = await pretrain(tiny(full), {}, { resume: 'never' });
     assert.equal(a.iterations, 10);
-    const stopped = await pretrain(tiny(split), { stopAfterIterations: 3 }, { resume: 'never' });
+    const stopped = await pretrain(tiny(split), {}, { resume: 'never', stopAfterIterations: 3 });
     assert.equal(stopped.iterations, 3);
     const messages: string[] = [];
     const b = await pretrain(tiny(split), { onMessage: (m) => messages.push(m) }, { resume: 'auto' });
@@ -65,10 +65,15 @@ test('a non-finite loss stops the run with a clear error and keeps the last good
     const out = path.join(dir, 'run');
     await pretrain(tiny(out, { epochs: 1, warmupEpochs: 0.5, knn: { every: 0 } }), {}, { resume: 'never' });
     const ckpt = path.join(out, 'checkpoint.safetensors');
+    // A student weight turned NaN (what a diverged step leaves), then training continues from that checkpoint.
+    const saved = et.loadSafetensors(ckpt);
+    const poisoned = 'base_encoder.patch_embed.proj.weight';
+    et.noGrad(() => et.aten.fill__Scalar(saved.tensors.get(poisoned)!, NaN));
+    et.saveSafetensors(ckpt, Object.fromEntries(saved.tensors), saved.metadata);
+    for (const t of saved.tensors.values()) t.dispose();
     const before = fs.readFileSync(ckpt);
-    // An absurd learning rate, continuing from that checkpoint for another epoch.
     await assert.rejects(
-      pretrain(tiny(out, { epochs: 3, baseLr: 1e30, minLr: 0, knn: { every: 0 } }), {}, { resume: 'auto' }),
+      pretrain(tiny(out, { epochs: 3, knn: { every: 0 } }), {}, { resume: 'auto' }),
       (e: Error) => e instanceof TrainingError && /The loss is NaN at epoch 1, step \d+ .*last good checkpoint is .*checkpoint\.safetensors/.test(e.message),
     );
     assert.deepEqual(fs.readFileSync(ckpt), before, 'the checkpoint is untouched');

@@ -1,0 +1,98 @@
+// Everything a pretraining run holds, made from its recipe: the run folder
+// (config.json, stale temp files of killed writers removed), the data loader
+// and kNN sets, the model, optimizer, loss scaler and generators, the
+// augmentation, and the position to continue from when resuming.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ExtremaModel } from '../extrema/model';
+import { openDataset } from '../data/dataset';
+import { DataLoader } from '../data/loader';
+import { augmentConfig, type AugmentConfig } from '../data/augment';
+import { defaultNormalization } from '../data/preprocess';
+import { AdamW } from '../optim/adamw';
+import { paramGroupsForDecay } from '../optim/param-groups';
+import { scaledLr } from '../optim/schedule';
+import { GradScaler } from '../optim/grad-scaler';
+import { Generator } from '../runtime/generator';
+import { removeStaleTempFiles, writeFileAtomic } from '../io/fs';
+import type { PretrainConfig } from './config';
+import { RunLog } from './log';
+import { loadTrainingCheckpoint, type RunPosition, type TrainingState } from './state';
+import { openKnnSets, type KnnSets } from './knn-monitor';
+
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+
+export interface Run extends TrainingState {
+  cfg: PretrainConfig;
+  loader: DataLoader;
+  knnSets: KnnSets | null;
+  augment: AugmentConfig;
+  /** The peak learning rate: base x images per step / 256. */
+  lr: number;
+  checkpoint: string;
+  log: RunLog;
+  /** Where training continues (all zero for a new run). */
+  position: RunPosition;
+  /** A resumed run's kNN before training, from its log. */
+  knnBeforeFromLog: number | null;
+  dispose(): void;
+}
+
+export function setUpRun(cfg: PretrainConfig, resume: string, say: (line: string) => void): Run {
+  fs.mkdirSync(cfg.out, { recursive: true });
+  for (const name of removeStaleTempFiles(cfg.out)) say(`removed ${path.join(cfg.out, name)}, left by a write that was killed`);
+  writeFileAtomic(path.join(cfg.out, 'config.json'), Buffer.from(`${JSON.stringify(cfg, null, 2)}\n`));
+
+  const enc = cfg.model.encoder;
+  const size = enc.imgSize[0];
+  if (enc.imgSize[1] !== size) throw new RangeError(`pretrain needs a square input size but the model takes ${enc.imgSize.join('x')}`);
+  const channels = enc.inChans === 1 ? 1 : 3;
+  const train = openDataset(cfg.train, { size, channels, limit: cfg.trainLimit });
+  const loader = new DataLoader(train, {
+    mode: 'train', batchSize: cfg.batchSize, accumulate: cfg.accumulate, seed: cfg.seed, device: cfg.device, concurrency: cfg.workers, strict: cfg.strict,
+    onSkip: (name, e) => say(`skipped ${name}: ${e.message}`),
+  });
+  const knnSets = cfg.knn.queries === null || cfg.knn.every === 0 ? null
+    : openKnnSets(cfg.knn.bank ?? cfg.train, cfg.knn.queries, size, channels, cfg.knn.bankLimit, cfg.knn.queryLimit);
+  say(`data: ${train.describe}; ${loader.stepsPerEpoch()} steps per epoch of ${cfg.batchSize * cfg.accumulate} images`);
+
+  const model = new ExtremaModel(cfg.model, { seed: cfg.seed });
+  let optimizer: AdamW | null = null;
+  try {
+    model.to(cfg.device);
+    const lr = scaledLr(cfg.baseLr, cfg.batchSize * cfg.accumulate);
+    optimizer = new AdamW(paramGroupsForDecay(model.studentParameters(), { weightDecay: cfg.weightDecay }), { lr, betas: cfg.betas, weightDecay: cfg.weightDecay });
+    const scaler = new GradScaler({ enabled: cfg.precision === 'fp16' });
+    const generators: Record<string, Generator> = {
+      augment: Generator.create(cfg.seed + 1, cfg.device),
+      masks: Generator.create(cfg.seed + 2, cfg.device),
+      // Drop path draws from the device's default generator.
+      default: Generator.default(cfg.device),
+    };
+    generators.default!.manualSeed(cfg.seed + 3);
+    const checkpoint = path.join(cfg.out, CHECKPOINT_FILE);
+    const resumeFrom = resume === 'auto' ? (fs.existsSync(checkpoint) ? checkpoint : null) : resume === 'never' ? null : resume;
+    let position: RunPosition = { epoch: 0, step: 0, iteration: 0 };
+    if (resumeFrom !== null) {
+      position = loadTrainingCheckpoint(resumeFrom, { model, optimizer, scaler, generators });
+      say(`resumed from ${resumeFrom} at epoch ${position.epoch}, step ${position.step} (iteration ${position.iteration})`);
+    }
+    const logFile = path.join(cfg.out, 'log.jsonl');
+    const knnBeforeFromLog = resumeFrom === null ? null : (RunLog.read(logFile).find((r) => r.kind === 'knn' && r.epoch === 0)?.accuracy as number | undefined) ?? null;
+    const log = new RunLog(logFile, resumeFrom === null ? null : position.iteration);
+    const opt = optimizer;
+    return {
+      cfg, loader, knnSets, model, optimizer: opt, scaler, generators, lr, checkpoint, log, position, knnBeforeFromLog,
+      augment: augmentConfig({ ...cfg.augment, size, ...defaultNormalization(channels) }),
+      dispose() {
+        log.close();
+        model.dispose();
+        opt.dispose();
+      },
+    };
+  } catch (e) {
+    model.dispose();
+    optimizer?.dispose();
+    throw e;
+  }
+}
