@@ -16,6 +16,10 @@
         "<!@(node scripts/torch-locate.js include)"
       ],
       "libraries": ["<!@(node scripts/torch-locate.js libs)"],
+      "conditions": [
+        ["OS=='linux'", { "ldflags": ["-Wl,-rpath,'$$ORIGIN/torch-lib'"] }],
+        ["OS=='mac'", { "xcode_settings": { "OTHER_LDFLAGS": ["-Wl,-rpath,@loader_path/torch-lib"] } }]
+      ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "_GLIBCXX_USE_CXX11_ABI=1"],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=c++17"],

@@ -126,7 +126,40 @@ function locateTorch({ install = true } = {}) {
   throw new Error(HOW_TO);
 }
 
-module.exports = { locateTorch, localIndexArgs, envWithPythonPath, LOCAL_SITE, ROOT };
+// What a build depends on besides the path: torch's version, its flavour
+// (cpu, cu128, rocm6.2, ...) and, where TorchConfig.cmake says, the C++ ABI.
+// Read from files so that no Python has to start: torch/version.py (pip
+// wheels), build-version (libtorch downloads), else TorchConfigVersion.cmake.
+function torchBuildInfo(root) {
+  const read = (rel) => {
+    try {
+      return fs.readFileSync(path.join(root, rel), 'utf8');
+    } catch {
+      return null;
+    }
+  };
+  let full = null;
+  let cuda = null;
+  const versionPy = read('version.py');
+  if (versionPy) {
+    full = (/^__version__\s*=\s*['"]([^'"]+)['"]/m.exec(versionPy) || [])[1] || null;
+    cuda = (/^cuda\s*(?::[^=]*)?=\s*['"]([^'"]+)['"]/m.exec(versionPy) || [])[1] || null;
+  }
+  if (!full) full = (read('build-version') || '').trim() || null;
+  if (!full) {
+    const cmakeVersion = read(path.join('share', 'cmake', 'Torch', 'TorchConfigVersion.cmake')) || '';
+    full = (/PACKAGE_VERSION\s+"([^"]+)"/.exec(cmakeVersion) || [])[1] || null;
+  }
+  if (!full) throw new Error(`Could not read the torch version under ${root} (no version.py, build-version or TorchConfigVersion.cmake)`);
+  const [version, local] = full.split('+');
+  const hasCudaLib = ['libtorch_cuda.so', 'torch_cuda.dll', 'torch_cuda.lib'].some((f) => fs.existsSync(path.join(root, 'lib', f)));
+  const variant = local || (cuda ? `cu${cuda.replace('.', '')}` : hasCudaLib ? 'cuda' : 'cpu');
+  const config = read(path.join('share', 'cmake', 'Torch', 'TorchConfig.cmake')) || '';
+  const abi = /_GLIBCXX_USE_CXX11_ABI=([01])/.exec(config);
+  return { version, variant, cxx11abi: abi ? Number(abi[1]) : null };
+}
+
+module.exports = { locateTorch, torchBuildInfo, localIndexArgs, envWithPythonPath, LOCAL_SITE, ROOT };
 
 // node scripts/torch-locate.js <field>: prints one field, for binding.gyp.
 if (require.main === module) {
