@@ -81,9 +81,10 @@ export async function embedDataset(encoder: VisionTransformer, data: ImageDatase
         batch.images.dispose();
       }
     }
-    const features = rows === data.count ? all : all.narrow(0, 0, rows).clone().keep();
+    const features = rows === data.count ? all : scope(() => all.narrow(0, 0, rows).clone()).keep();
     if (features !== all) all.dispose();
-    const labelTensor = data.labels === null ? null : cat(labels, 0).keep();
+    const labelTensor = data.labels === null ? null
+      : labels.length === 0 ? empty([0], { dtype: 'int64', device }).keep() : cat(labels, 0).keep();
     return {
       features, labels: labelTensor, indices: Int32Array.from(indices), skipped,
       dispose() {

@@ -4,6 +4,7 @@
 // the run folder holds config, log, checkpoint and plots.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as et from '../../lib';
@@ -34,9 +35,15 @@ test('a run stopped mid-epoch and resumed gives the same loss curve and weights,
     assert.equal(a.iterations, 10);
     const stopped = await pretrain(tiny(split), {}, { resume: 'never', stopAfterIterations: 3 });
     assert.equal(stopped.iterations, 3);
+    // What a checkpoint write killed with -9 leaves behind: a temp file of a writer that is gone.
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const stale = path.join(split, `.checkpoint.safetensors.${deadPid}.${Date.now()}.tmp`);
+    fs.writeFileSync(stale, Buffer.alloc(1024));
     const messages: string[] = [];
     const b = await pretrain(tiny(split), { onMessage: (m) => messages.push(m) }, { resume: 'auto' });
     assert.ok(messages.some((m) => /resumed from .* at epoch 0, step 3 \(iteration 3\)/.test(m)), messages.join('\n'));
+    assert.equal(fs.existsSync(stale), false, 'the stale temp file is removed when the run resumes');
+    assert.ok(messages.some((m) => m.includes(`removed ${stale}, left by a write that was killed`)), messages.join('\n'));
     assert.equal(b.iterations, 10);
     const la = stepLosses(full);
     assert.equal(la.length, 10);
