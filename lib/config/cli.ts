@@ -47,6 +47,7 @@ export function valueFromText(text: string, kind: LeafKind, nullable = false): u
       const parts = text.split(',');
       return parts.map((p, i) => valueFromText(p.trim(), kind.items[i] ?? { kind: 'other' }));
     }
+    case 'array': return text.split(',').map((p) => valueFromText(p.trim(), kind.element));
     case 'union': {
       const tuple = kind.options.find((k) => k.kind === 'tuple');
       const single = kind.options.find((k) => k.kind !== 'tuple');

@@ -2,7 +2,7 @@
 // and what kind of value a leaf holds (for parsing flag text).
 import type { z } from 'zod';
 
-type Def = { type: string; innerType?: z.ZodType; in?: z.ZodType; shape?: Record<string, z.ZodType>; items?: z.ZodType[]; options?: z.ZodType[]; entries?: Record<string, string>; values?: unknown[]; defaultValue?: unknown };
+type Def = { type: string; innerType?: z.ZodType; in?: z.ZodType; shape?: Record<string, z.ZodType>; items?: z.ZodType[]; element?: z.ZodType; options?: z.ZodType[]; entries?: Record<string, string>; values?: unknown[]; defaultValue?: unknown };
 
 function def(s: z.ZodType): Def {
   return (s as unknown as { _zod: { def: Def } })._zod.def;
@@ -80,7 +80,7 @@ export function schemaAt(s: z.ZodType, path: readonly (string | number | symbol)
 export type LeafKind =
   | { kind: 'number' } | { kind: 'string' } | { kind: 'boolean' }
   | { kind: 'enum'; options: string[] } | { kind: 'literal'; values: unknown[] }
-  | { kind: 'tuple'; items: LeafKind[] } | { kind: 'union'; options: LeafKind[] } | { kind: 'other' };
+  | { kind: 'tuple'; items: LeafKind[] } | { kind: 'array'; element: LeafKind } | { kind: 'union'; options: LeafKind[] } | { kind: 'other' };
 
 export function leafKind(s: z.ZodType): LeafKind {
   const d = def(unwrap(s));
@@ -89,6 +89,7 @@ export function leafKind(s: z.ZodType): LeafKind {
     case 'enum': return { kind: 'enum', options: Object.values(d.entries ?? {}) };
     case 'literal': return { kind: 'literal', values: d.values ?? [] };
     case 'tuple': return { kind: 'tuple', items: (d.items ?? []).map(leafKind) };
+    case 'array': return { kind: 'array', element: d.element === undefined ? { kind: 'other' } : leafKind(d.element) };
     case 'union': return { kind: 'union', options: (d.options ?? []).map(leafKind) };
     default: return { kind: 'other' };
   }

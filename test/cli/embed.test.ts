@@ -141,7 +141,7 @@ test('embed: bad input is one clear error line and exit code 1', () => {
     assert.match(bad.stderr, /Invalid safetensors file/);
     const flag = cli(['embed', '--checkpoint', junk, '--images', dir, '--out', 'x', '--batch-size', 'zero']);
     assert.equal(flag.status, 1);
-    assert.match(flag.stderr, /Expected a positive integer for --batch-size but received "zero"/);
+    assert.match(flag.stderr, /Expected an integer in \[1, 65536\] for --batch-size but received the string "zero"/);
     assert.equal(fs.existsSync(path.join(dir, 'o.safetensors')), false, 'no output on failure');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
