@@ -49,6 +49,11 @@ export function numberInRange(value: unknown, name: string, lo: number, hi: numb
   return value;
 }
 
+export function finiteNumber(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) fail('a finite number', name, value, typeof value === 'number' ? RangeError : TypeError);
+  return value;
+}
+
 export function positiveFinite(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0)) fail('a positive finite number', name, value, typeof value === 'number' ? RangeError : TypeError);
   return value;

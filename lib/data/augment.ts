@@ -13,11 +13,12 @@
 import { fromTypedArray, tensor } from '../tensor/creation';
 import { where } from '../tensor/functional';
 import { scope } from '../tensor/scope';
+import { probability } from '../checks';
 import { Tensor } from '../tensor/tensor';
 import * as aten from '../tensor/ops.generated';
 import type { Generator } from '../runtime/generator';
 import { defaultNormalization, roundHalfEven } from './preprocess';
-import { DEFAULT_JITTER, checkImages, checkNormalization, checkProbability, colorView, drawUniform, dropUndefined, jitterConfig, type JitterConfig } from './color';
+import { DEFAULT_JITTER, checkImages, checkNormalization, colorView, drawUniform, dropUndefined, jitterConfig, type JitterConfig } from './color';
 
 /**
  * What the student and teacher views share (paper Table 4):
@@ -115,8 +116,8 @@ export function checkConfig(cfg: AugmentConfig, channels: number): void {
   if (!Number.isInteger(cfg.size) || cfg.size <= 0) throw new RangeError(`Expected a positive integer size but received ${String(cfg.size)}`);
   checkRange(cfg.scale, 'scale', 0, 1);
   checkRange(cfg.ratio, 'ratio', 0, Infinity);
-  checkProbability(cfg.flipP, 'flipP');
-  checkProbability(cfg.grayscaleP, 'grayscaleP');
+  probability(cfg.flipP, 'flipP');
+  probability(cfg.grayscaleP, 'grayscaleP');
   jitterConfig(cfg.jitter);
   checkNormalization(cfg.mean, cfg.std, channels);
 }

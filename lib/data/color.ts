@@ -23,6 +23,7 @@ import { scope } from '../tensor/scope';
 import { Tensor } from '../tensor/tensor';
 import * as aten from '../tensor/ops.generated';
 import type { Generator } from '../runtime/generator';
+import { probability } from '../checks';
 
 /** A per-image factor: one number for the whole batch, B numbers, or a tensor of B values. */
 export type Factor = number | readonly number[] | Tensor;
@@ -78,11 +79,6 @@ function checkFloatImages(x: unknown, what = 'the images'): Tensor {
   return t;
 }
 
-/** @internal */
-export function checkProbability(p: unknown, what: string): number {
-  if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new RangeError(`Expected a probability in [0, 1] for ${what} but received ${String(p)}`);
-  return p;
-}
 
 /** @internal Checks jitter strengths and fills defaults. */
 export function jitterConfig(partial: Partial<JitterConfig> = {}): JitterConfig {
@@ -93,7 +89,7 @@ export function jitterConfig(partial: Partial<JitterConfig> = {}): JitterConfig 
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`Expected a finite number >= 0 for jitter.${k} but received ${String(v)}`);
   }
   if (typeof cfg.hue !== 'number' || !(cfg.hue >= 0 && cfg.hue <= 0.5)) throw new RangeError(`Expected a number in [0, 0.5] for jitter.hue but received ${String(cfg.hue)}`);
-  checkProbability(cfg.p, 'jitter.p');
+  probability(cfg.p, 'jitter.p');
   return cfg;
 }
 
@@ -390,7 +386,7 @@ function grayscaleOp(x: Tensor, p: number, generator: Generator | undefined, own
  */
 export function randomGrayscale(x: Tensor, p: number, generator?: Generator): Tensor {
   checkFloatImages(x);
-  checkProbability(p, 'the grayscale probability');
+  probability(p, 'the grayscale probability');
   return scope(() => {
     const y = grayscaleOp(x, p, generator, false);
     return y === x ? aten.alias(x) : y;

@@ -2,26 +2,12 @@
 // functions of the step, so a training loop calls them every iteration (steps
 // may be fractional, e.g. epoch + i / itersPerEpoch as MAE and MoCo v3 do) and
 // a resumed run gets the same values without any saved schedule state.
-import { describe } from '../tensor/dtype';
+import { fail, finiteNumber, isPlainObject, nonNegativeFinite, positiveFinite } from '../checks';
 
-function finite(value: unknown, what: string, where: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new TypeError(`Expected a finite number for "${what}" of ${where} but received ${describe(value)}`);
-  }
-  return value;
-}
-
-function positive(value: unknown, what: string, where: string): number {
-  const v = finite(value, what, where);
-  if (!(v > 0)) throw new RangeError(`Expected a positive number for "${what}" of ${where} but received ${v}`);
-  return v;
-}
-
-function nonNegative(value: unknown, what: string, where: string): number {
-  const v = finite(value, what, where);
-  if (!(v >= 0)) throw new RangeError(`Expected a non-negative number for "${what}" of ${where} but received ${v}`);
-  return v;
-}
+const of = (what: string, where: string) => `"${what}" of ${where}`;
+const finite = (v: unknown, what: string, where: string) => finiteNumber(v, of(what, where));
+const positive = (v: unknown, what: string, where: string) => positiveFinite(v, of(what, where));
+const nonNegative = (v: unknown, what: string, where: string) => nonNegativeFinite(v, of(what, where));
 
 /** The linear scaling rule: base * batchSize / reference (lr = blr * B / 256 in MAE, MoCo v3 and ExtreMA). */
 export function scaledLr(base: number, batchSize: number, reference = 256): number {
@@ -65,7 +51,7 @@ export interface WarmupCosineOptions {
  */
 export function warmupCosine(step: number, options: WarmupCosineOptions): number {
   const where = 'warmupCosine';
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options { base, warmupSteps, totalSteps } for ${where} but received ${describe(options)}`);
+  if (!isPlainObject(options)) fail('options { base, warmupSteps, totalSteps }', where, options, TypeError);
   finite(step, 'step', where);
   const base = nonNegative(options.base, 'base', where);
   const warmup = nonNegative(options.warmupSteps, 'warmupSteps', where);

@@ -8,8 +8,8 @@ const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) 
 test('scaledLr is base * batch / reference', () => {
   assert.equal(et.scaledLr(1.5e-4, 4096), 1.5e-4 * 16);
   assert.equal(et.scaledLr(1e-3, 128, 512), 2.5e-4);
-  assert.throws(() => et.scaledLr(1e-3, 0), /Expected a positive number for "batchSize" of scaledLr but received 0/);
-  assert.throws(() => et.scaledLr(NaN, 256), /Expected a finite number for "base" of scaledLr but received number NaN/);
+  assert.throws(() => et.scaledLr(1e-3, 0), /Expected a positive finite number for "batchSize" of scaledLr but received number 0/);
+  assert.throws(() => et.scaledLr(NaN, 256), /Expected a non-negative finite number for "base" of scaledLr but received number NaN/);
 });
 
 test('warmupCosine: linear warmup from 0, half cosine to final, flat after', () => {
@@ -29,7 +29,7 @@ test('warmupCosine: linear warmup from 0, half cosine to final, flat after', () 
   close(et.warmupCosine(0, { base: 2, warmupSteps: 0, totalSteps: 4 }), 2, 'no warmup starts at base');
   close(et.warmupCosine(2, { base: 2, warmupSteps: 0, totalSteps: 4 }), 1, 'default final 0');
   assert.throws(() => et.warmupCosine(1, { base: 1, warmupSteps: 10, totalSteps: 10 }), /"warmupSteps" \(10\) to be less than "totalSteps" \(10\)/);
-  assert.throws(() => et.warmupCosine(1, { base: -1, warmupSteps: 1, totalSteps: 10 }), /non-negative number for "base" of warmupCosine but received -1/);
+  assert.throws(() => et.warmupCosine(1, { base: -1, warmupSteps: 1, totalSteps: 10 }), /non-negative finite number for "base" of warmupCosine but received number -1/);
   assert.throws(() => et.warmupCosine(Infinity, { base: 1, warmupSteps: 1, totalSteps: 10 }), /finite number for "step"/);
   assert.throws(() => et.warmupCosine(1, null as unknown as et.optim.WarmupCosineOptions), /Expected options/);
 });
@@ -41,5 +41,5 @@ test('cosine goes from start to end (rising or falling), clamped outside [0, tot
   close(et.cosine(100, 100, 0.04, 0.4), 0.4, 'end');
   close(et.cosine(150, 100, 0.04, 0.4), 0.4, 'after');
   close(et.cosine(-1, 100, 1, 0), 1, 'before');
-  assert.throws(() => et.cosine(1, 0, 1, 0), /positive number for "totalSteps" of cosine but received 0/);
+  assert.throws(() => et.cosine(1, 0, 1, 0), /positive finite number for "totalSteps" of cosine but received number 0/);
 });
