@@ -31,6 +31,8 @@ export interface EmbedOptions {
   onProgress?: (done: number, total: number) => void;
   /** Items decoded at once (default 8). */
   concurrency?: number;
+  /** false: the features before the encoder's final LayerNorm (see EncodeOptions.instanceNorm); default true. */
+  instanceNorm?: boolean;
 }
 
 export interface Embedding {
@@ -70,7 +72,7 @@ export async function embedDataset(encoder: VisionTransformer, data: ImageDatase
     for await (const batch of loader.batches()) {
       try {
         noGrad(() => scope(() => {
-          const { instance } = encoder.encode(normalizeImages(batch.images, norm));
+          const { instance } = encoder.encode(normalizeImages(batch.images, norm), { instanceNorm: options.instanceNorm });
           all.narrow(0, rows, batch.indices.length).copy_(instance);
         }));
         if (batch.labels !== null) labels.push(batch.labels.keep());

@@ -28,6 +28,12 @@ export interface EncodeOptions {
   visible?: Tensor;
   /** State-dict name of a block ('blocks.3', 'blocks_token.1') whose attention weights to return. */
   attentionOf?: string;
+  /**
+   * false: `instance` is the class token (or the token mean) before the final
+   * LayerNorm, the feature the authors' main_lincls probes (it removes the
+   * norm); `tokens` stay normalised. Default true.
+   */
+  instanceNorm?: boolean;
 }
 
 export interface EncoderOutput {
@@ -118,7 +124,7 @@ export class VisionTransformer extends Module {
 
   /** Runs the encoder; see EncodeOptions for masking and attention maps. */
   encode(images: Tensor, options: EncodeOptions = {}): EncoderOutput {
-    return scope(() => this.encodeTokens(gatherViews(this.patchTokens(images), options.visible), options.attentionOf));
+    return scope(() => this.encodeTokens(gatherViews(this.patchTokens(images), options.visible), options.attentionOf, options.instanceNorm));
   }
 
   /** Projection of the instance feature through `head` (the identity without one). */
@@ -127,7 +133,7 @@ export class VisionTransformer extends Module {
   }
 
   /** The encoder from already embedded (and possibly gathered) tokens [B', n, D]. */
-  encodeTokens(tokens: Tensor, attentionOf?: string): EncoderOutput {
+  encodeTokens(tokens: Tensor, attentionOf?: string, instanceNorm = true): EncoderOutput {
     const cfg = this.config;
     const target = attentionOf === undefined ? null : this.parseAttentionTarget(attentionOf);
     return scope(() => {
@@ -144,7 +150,7 @@ export class VisionTransformer extends Module {
           x = block.forward(x);
         }
       });
-      let out: Tensor;
+      let pre: Tensor;
       if (cfg.pooling === 'class-attention') {
         let c = cls as Tensor;
         this.blocks_token.items.forEach((block, j) => {
@@ -156,11 +162,13 @@ export class VisionTransformer extends Module {
             c = block.forward(x, c);
           }
         });
-        out = this.norm.forward(cat([c, x], 1));
+        pre = cat([c, x], 1);
       } else {
-        out = this.norm.forward(x);
+        pre = x;
       }
-      const instance = cfg.pooling === 'mean' ? out.mean(1) : out.select(1, 0);
+      const out = this.norm.forward(pre);
+      const pooled = instanceNorm ? out : pre;
+      const instance = cfg.pooling === 'mean' ? pooled.mean(1) : pooled.select(1, 0);
       const patches = cfg.pooling === 'mean' ? out : out.narrow(1, 1, out.size(1) - 1);
       const result: EncoderOutput = { instance, tokens: patches };
       if (attention !== undefined) result.attention = attention;
