@@ -15,4 +15,6 @@ export { ClassAttentionBlock, type ClassAttentionBlockOptions } from './class-at
 export { PatchEmbed, PatchProjection, type PatchEmbedOptions } from './patch-embed';
 export { sinCosPosEmbed2d } from './pos-embed';
 export { vitConfig, validateVitConfig, VIT_PRESETS, INSTANCE_POOLINGS, type VitConfig, type VitConfigInput, type VitPreset, type InstancePooling } from './vit-config';
+export { VitClassifier, vitClassifierConfig, type VitClassifierConfig } from './vit-classifier';
 export { VisionTransformer, gatherViews, type EncodeOptions, type EncoderOutput, type VisionTransformerOptions } from './vision-transformer';
+export { BatchNorm1d, type BatchNorm1dOptions } from './batch-norm';
