@@ -1,16 +1,14 @@
 // `extrema pretrain` and `extrema knn`. Every recipe field of
 // lib/train/config.ts has one flag, generated from the schema with the names
-// below (preset < --config file < flags); the flags that are about the run
-// rather than the recipe (--resume, --threads, ...) have a small schema of
-// their own.
-import { Option, type Command } from 'commander';
-import { z } from 'zod';
+// below; the run flags and the preset < file < flags order come from
+// ./recipe-command.
+import type { Command } from 'commander';
+import type { z } from 'zod';
 import { pretrain } from '../train/pretrain';
 import { PRESETS, DEFAULT_PRESET, pretrainSchema, pretrainConfig, knnFields, type PretrainConfigInput } from '../train/config';
-import { addSchemaOptions, schemaOptions, inputFromFlags, parseConfig, readConfigFile, mergeConfig, formatConfig, int, text, choice, flag, record, CONFIG_FORMATS, type FlagSpec, type ConfigFormat } from '../config';
+import { addSchemaOptions, inputFromFlags, parseConfig, int, text, record, type FlagSpec } from '../config';
 import { checkpointKnn } from '../train/knn-monitor';
-import { ProgressBar } from './progress';
-import { setNumThreads } from '../runtime/device-runtime';
+import { addRecipeCommand, epochProgress, percent } from './recipe-command';
 
 /** Flag names of the recipe fields, in --help order; they are the names earlier releases had. */
 export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
@@ -73,39 +71,6 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flags: '--knn-temperature <x>', path: 'knn.temperature' },
 ];
 
-const presetNames = Object.keys(PRESETS) as [string, ...string[]];
-
-/** How to run, as opposed to what to train. */
-const runSchema = record({
-  preset: choice(presetNames).optional().describe(`recipe preset (default ${DEFAULT_PRESET}: the bundled Fashion-MNIST subset)`),
-  config: text('a file path').optional().describe('recipe file, JSON or YAML (the fields of config.json); flags override it'),
-  resume: text('a checkpoint file, "auto" or "never"').default('auto').describe('resume from a checkpoint; "auto" (default) resumes from the run folder if it has one, "never" starts over'),
-  stopAfter: int(1, Number.MAX_SAFE_INTEGER).optional().describe('stop (with a checkpoint) after n optimizer steps in total'),
-  threads: int(1, 4096).optional().describe("intra-op CPU threads (default: libtorch's choice)"),
-  quiet: flag().optional().describe('no progress bar'),
-});
-const RUN_FLAGS: readonly FlagSpec[] = [
-  { flags: '--preset <name>', path: 'preset' },
-  { flags: '--config <file>', path: 'config' },
-  { flags: '--resume <file>', path: 'resume' },
-  { flags: '--stop-after <n>', path: 'stopAfter' },
-  { flags: '--threads <n>', path: 'threads' },
-  { flags: '--quiet', path: 'quiet' },
-];
-
-type RunOptions = z.output<typeof runSchema>;
-
-function runOptions(flags: Record<string, unknown>): RunOptions {
-  return parseConfig(runSchema, inputFromFlags(flags, runSchema, RUN_FLAGS), { what: 'pretrain option' });
-}
-
-/** The recipe the flags describe: preset < --config file < recipe flags (not yet resolved or checked). */
-export function recipeFromFlags(flags: Record<string, unknown>, run: RunOptions = runOptions(flags)): PretrainConfigInput {
-  const file = run.config === undefined ? {} : readConfigFile(run.config);
-  const preset = run.preset === undefined ? {} : { preset: run.preset };
-  return mergeConfig(mergeConfig(file, preset), inputFromFlags(flags, pretrainSchema, PRETRAIN_FLAGS)) as PretrainConfigInput;
-}
-
 const knnCommandSchema = record({
   checkpoint: text('a file path').describe("this project's .safetensors or the authors' .pth"),
   train: text('a path').describe('labelled bank images (IDX with labels beside it, or a class folder)'),
@@ -132,44 +97,25 @@ const KNN_FLAGS: readonly FlagSpec[] = [
 ];
 
 export function addPretrainCommands(program: Command): void {
-  const cmd = program.command('pretrain')
-    .description('pretrain an ExtreMA encoder; writes config.json, log.jsonl, checkpoint.safetensors and loss/lr/knn plots into --out');
-  const [preset, config, ...rest] = schemaOptions(runSchema, RUN_FLAGS);
-  for (const option of [preset!, config!, ...schemaOptions(pretrainSchema, PRETRAIN_FLAGS), ...rest]) cmd.addOption(option);
-  cmd.addOption(new Option('--print-config [format]', 'print the resolved recipe (json, the form of config.json, or yaml) and exit without training').choices(CONFIG_FORMATS));
-  cmd.action(async (flags: Record<string, unknown>) => {
-    const run = runOptions(flags);
-    const input = recipeFromFlags(flags, run);
-    if (flags.printConfig !== undefined) {
-      const format: ConfigFormat = flags.printConfig === true ? 'json' : (flags.printConfig as ConfigFormat);
-      process.stdout.write(formatConfig(pretrainConfig(input), format));
-      return;
-    }
-    if (run.threads !== undefined) setNumThreads(run.threads);
-    let bar: ProgressBar | null = null;
-    let barEpoch = -1;
-    const result = await pretrain(input, {
-      onMessage: (line) => process.stderr.write(`${line}\n`),
-      onKnn: ({ epoch, accuracy }) => process.stderr.write(`${bar ? '\n' : ''}kNN top-1 after epoch ${epoch}: ${(accuracy * 100).toFixed(2)}%\n`),
-      onStep: (r) => {
-        if (run.quiet === true) return;
-        if (r.epoch !== barEpoch) {
-          bar?.finish();
-          bar = new ProgressBar({ total: r.stepsPerEpoch, label: `epoch ${r.epoch + 1}`, unit: 'step' });
-          bar.tick(r.step - 1);
-          barEpoch = r.epoch;
-        }
-        bar?.tick(1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${r.imagesPerSecond.toFixed(0)} img/s`);
-      },
-      onEpoch: () => {
-        bar?.finish();
-        bar = null;
-        barEpoch = -1;
-      },
-    }, { resume: run.resume, ...(run.stopAfter !== undefined ? { stopAfterIterations: run.stopAfter } : {}) });
-    const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(2)}%`);
-    process.stdout.write(`kNN top-1 before: ${pct(result.knnBefore)}  after: ${pct(result.knnAfter)}\n`);
-    process.stdout.write(`run folder: ${result.out} (checkpoint ${result.checkpoint}; plots: ${result.plots.join(', ')})\n`);
+  addRecipeCommand(program, {
+    name: 'pretrain',
+    description: 'pretrain an ExtreMA encoder; writes config.json, log.jsonl, checkpoint.safetensors and loss/lr/knn plots into --out',
+    schema: pretrainSchema, flags: PRETRAIN_FLAGS, presets: Object.keys(PRESETS), defaultPreset: `${DEFAULT_PRESET}: the bundled Fashion-MNIST subset`,
+    resolve: (input) => pretrainConfig(input as PretrainConfigInput),
+    async run(input, run) {
+      const progress = epochProgress(run.quiet === true);
+      const result = await pretrain(input as PretrainConfigInput, {
+        onMessage: (line) => process.stderr.write(`${line}\n`),
+        onKnn: ({ epoch, accuracy }) => {
+          progress.end();
+          process.stderr.write(`kNN top-1 after epoch ${epoch}: ${percent(accuracy)}\n`);
+        },
+        onStep: (r) => progress.step(r),
+        onEpoch: () => progress.end(),
+      }, { resume: run.resume, ...(run.stopAfter !== undefined ? { stopAfterIterations: run.stopAfter } : {}) });
+      process.stdout.write(`kNN top-1 before: ${percent(result.knnBefore)}  after: ${percent(result.knnAfter)}\n`);
+      process.stdout.write(`run folder: ${result.out} (checkpoint ${result.checkpoint}; plots: ${result.plots.join(', ')})\n`);
+    },
   });
 
   const knn = program.command('knn')

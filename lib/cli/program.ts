@@ -5,6 +5,9 @@ import { Command } from 'commander';
 import { addEmbedCommand } from './embed';
 import { addAttentionCommand } from './attention';
 import { addPretrainCommands } from './pretrain';
+import { addLinprobeCommand } from './linprobe';
+import { addFinetuneCommand } from './finetune';
+import { addPredictCommand } from './predict';
 
 export function buildProgram(): Command {
   const program = new Command('extrema')
@@ -13,5 +16,8 @@ export function buildProgram(): Command {
   addEmbedCommand(program);
   addAttentionCommand(program);
   addPretrainCommands(program);
+  addLinprobeCommand(program);
+  addFinetuneCommand(program);
+  addPredictCommand(program);
   return program;
 }

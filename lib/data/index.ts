@@ -15,3 +15,7 @@ export {
   rgbToGrayscale, grayscale, adjustBrightness, adjustContrast, adjustSaturation, adjustHue, rgbToHsv, hsvToRgb, applyColorJitter, sampleJitter,
   colorJitter, randomGrayscale, normalize as normalizeChannels, DEFAULT_JITTER, JITTER_OPS, type Factor, type JitterConfig, type JitterFactors, type JitterOp,
 } from './color';
+export { mixupCutmix, smoothTargets, softTargetCrossEntropy, sampleMixParams, cutmixBox, type MixupConfig, type MixParams, type CutmixBox } from './mixup';
+export { randAugment, parseRandAugment, RAND_AUGMENT_OPS, RAND_AUGMENT_INCREASING_OPS, type RandAugmentConfig, type AugmentOpName } from './rand-augment';
+export { randomErasing } from './random-erasing';
+export { labelFractionSubset, readSubset, subsetDataset, type LabelSubset, type LabelFractionOptions } from './subset';

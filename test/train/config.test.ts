@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { pretrainConfig, pretrainSchema, PRESETS, type PretrainConfigInput } from '../../lib/train/config';
-import { PRETRAIN_FLAGS, recipeFromFlags } from '../../lib/cli/pretrain';
+import { PRETRAIN_FLAGS } from '../../lib/cli/pretrain';
+import { recipeInput } from '../../lib/cli/recipe-command';
 import { readConfigFile, schemaOptions, leaves, ConfigError, closest } from '../../lib/config';
 import { tmpDir } from '../helpers/oracle';
 
@@ -120,7 +121,7 @@ function resolveFlags(argv: string[], preset = 'demo') {
   const cmd = new Command().exitOverride().configureOutput({ writeErr: () => {} });
   for (const option of schemaOptions(pretrainSchema, PRETRAIN_FLAGS)) cmd.addOption(option);
   cmd.parse(argv, { from: 'user' });
-  return pretrainConfig({ preset, ...recipeFromFlags(cmd.opts(), { resume: 'auto' }) });
+  return pretrainConfig({ preset, ...recipeInput(cmd.opts(), {}, pretrainSchema, PRETRAIN_FLAGS) });
 }
 
 function at(obj: unknown, dotted: string): unknown {
