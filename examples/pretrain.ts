@@ -46,7 +46,7 @@ async function main(): Promise<void> {
       for await (const batch of batches) {
         sum += et.scope(() => {
           const { student, teacher } = et.data.augmentPair(batch.images, augment, augmentRng);
-          // The masks, drawn here so a variant can change them: int64 [B, M, n] patch indices each view keeps.
+          // The masks, drawn here so a variant can change them: int64 [B, M, n] indices of the patches each view shows.
           const visible = et.sampleMasks(student.shape[0]!, numPatches, { ratio: 0.8, numMasks: 2, generator: maskRng });
           const { loss } = model.forward(student, teacher, { visible });
           loss.backward();

@@ -69,6 +69,7 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flags: '--knn-query-limit <n>', path: 'knn.queryLimit' },
   { flags: '--knn-k <n>', path: 'knn.k' },
   { flags: '--knn-temperature <x>', path: 'knn.temperature' },
+  { flags: '--knn-probe <bool>', path: 'knn.probe' },
 ];
 
 const knnCommandSchema = record({
@@ -110,10 +111,17 @@ export function addPretrainCommands(program: Command): void {
           progress.end();
           process.stderr.write(`kNN top-1 after epoch ${epoch}: ${percent(accuracy)}\n`);
         },
+        onProbe: ({ epoch, top1 }) => {
+          progress.end();
+          process.stderr.write(`linear probe top-1 after epoch ${epoch}: ${percent(top1)}\n`);
+        },
         onStep: (r) => progress.step(r),
         onEpoch: () => progress.end(),
       }, { resume: run.resume, ...(run.stopAfter !== undefined ? { stopAfterIterations: run.stopAfter } : {}) });
       process.stdout.write(`kNN top-1 before: ${percent(result.knnBefore)}  after: ${percent(result.knnAfter)}\n`);
+      if (result.probeBefore !== null || result.probeAfter !== null) {
+        process.stdout.write(`linear probe (cached) top-1 before: ${percent(result.probeBefore)}  after: ${percent(result.probeAfter)}\n`);
+      }
       process.stdout.write(`run folder: ${result.out} (checkpoint ${result.checkpoint}; plots: ${result.plots.join(', ')})\n`);
     },
   });

@@ -173,6 +173,35 @@ export function evaluateHead(head: Sequential, features: Tensor, labels: Tensor,
   }
 }
 
+/**
+ * The cached linear probe of an encoder on labelled train and test sets, in
+ * memory (no files): the pretraining monitor's second measure beside kNN.
+ * Same recipe as `extrema linprobe --mode cached`.
+ */
+export async function cachedProbe(encoder: VisionTransformer, train: ImageDataset, test: ImageDataset, o: { device?: Device; epochs?: number; batchSize?: number; baseLr?: number; seed?: number } = {}): Promise<ProbeMetrics> {
+  const device = o.device ?? 'cpu';
+  const epochs = positiveInt(o.epochs ?? 20, '"epochs" of cachedProbe');
+  const batchSize = positiveInt(o.batchSize ?? 256, '"batchSize" of cachedProbe');
+  const seed = o.seed ?? 0;
+  const { numClasses, testLabels } = matchTestClasses(train, test);
+  const embedding = (data: ImageDataset) => embedDataset(encoder, data, { device, instanceNorm: false });
+  const trainSet = await embedding(train);
+  const testSet = await embedding(test);
+  const head = linearProbeHead(encoder.embedDim, numClasses, { seed }).to(device);
+  const testY = fromTypedArray(BigInt64Array.from(testSet.indices, (i) => BigInt(testLabels[i]!)), [testSet.indices.length]).to({ device });
+  try {
+    const batches = shuffledBatches(trainSet.indices.length, Math.min(batchSize, trainSet.indices.length), epochs, seed);
+    trainLinearHead(head, trainSet.features, trainSet.labels!, batches, {
+      lr: ((o.baseLr ?? 0.1) * batchSize) / 256, warmupSteps: Math.round(batches.length * 0.1),
+    });
+    return evaluateHead(head, testSet.features, testY, numClasses);
+  } finally {
+    for (const t of [trainSet, testSet]) t.dispose();
+    testY.dispose();
+    head.dispose();
+  }
+}
+
 /** The confusion matrix as a PNG: one square per (true row, predicted column), shaded by the row's fraction (white 0, dark blue 1). */
 export async function confusionMatrixPng(confusion: Int32Array, numClasses: number, options: { cell?: number } = {}): Promise<Buffer> {
   if (confusion.length !== numClasses * numClasses) throw new RangeError(`Expected ${numClasses * numClasses} confusion counts for ${numClasses} classes but received ${confusion.length}`);

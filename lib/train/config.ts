@@ -94,6 +94,7 @@ const knnSchema = record({
   queryLimit: knnFields.queryLimit.default(2000),
   k: knnFields.k.default(200),
   temperature: knnFields.temperature.default(0.07),
+  probe: flag().default(false).describe('also a cached linear probe (class token before the final norm, 20 epochs on the bank features, tested on the queries) before and after training'),
 });
 
 export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
@@ -167,7 +168,7 @@ export const PRESETS: Readonly<Record<string, Preset>> = {
   demo: {
     train: `${BUNDLED}/train-images-idx3-ubyte.gz`, model: CPU_MODEL, augment: GRAY_AUGMENT,
     batchSize: 128, epochs: 5, warmupEpochs: 1, baseLr: 5e-4,
-    knn: { bankLimit: 5000, queries: `${BUNDLED}/t10k-images-idx3-ubyte.gz`, queryLimit: 1000 }, out: 'runs/demo',
+    knn: { bankLimit: 5000, queries: `${BUNDLED}/t10k-images-idx3-ubyte.gz`, queryLimit: 1000, probe: true }, out: 'runs/demo',
   },
 };
 

@@ -14,6 +14,7 @@ import { scope } from '../tensor/scope';
 import { pretrainConfig, type PretrainConfig, type PretrainConfigInput } from './config';
 import { saveTrainingCheckpoint, type RunPosition } from './state';
 import { knnMonitor } from './knn-monitor';
+import { cachedProbe } from '../eval/linprobe';
 import { writeRunPlots } from './run-plots';
 import { setUpRun, CHECKPOINT_FILE, type Run } from './run-setup';
 
@@ -28,6 +29,8 @@ export interface PretrainHooks {
   onStep?: (r: { epoch: number; step: number; iteration: number; loss: number; lr: number; imagesPerSecond: number; stepsPerEpoch: number }) => void;
   onEpoch?: (r: { epoch: number; knn: number | null; seconds: number }) => void;
   onKnn?: (r: { epoch: number; accuracy: number }) => void;
+  /** The cached linear probe before training and at the end (knn.probe). */
+  onProbe?: (r: { epoch: number; top1: number }) => void;
   /** Lines worth showing a person (resume, skipped files, stale files removed, where things are written). */
   onMessage?: (line: string) => void;
 }
@@ -46,6 +49,9 @@ export interface PretrainResult {
   /** kNN accuracy before training and at the end (null without queries). */
   knnBefore: number | null;
   knnAfter: number | null;
+  /** Cached linear-probe top-1 before training and at the end (null unless knn.probe). */
+  probeBefore: number | null;
+  probeAfter: number | null;
   losses: number[];
   checkpoint: string;
   plots: string[];
@@ -62,7 +68,9 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
   const losses: number[] = [];
   try {
     const knnBefore = position.iteration === 0 ? await monitor(run, 0, 0, hooks) : run.knnBeforeFromLog;
+    const probeBefore = position.iteration === 0 ? await probe(run, 0, 0, hooks) : run.probeBeforeFromLog;
     let knnAfter: number | null = null;
+    let probeAfter: number | null = null;
     for (let epoch = position.epoch; epoch < cfg.epochs; epoch++) {
       const started = performance.now();
       let images = 0;
@@ -92,21 +100,24 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
         if (position.iteration >= stopAfter) {
           if (position.step === stepsPerEpoch) position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
           saveTrainingCheckpoint(checkpoint, run, position, cfg);
-          return await finish(run, { iterations: position.iteration, knnBefore, knnAfter: null, losses }, false, say);
+          return await finish(run, { iterations: position.iteration, knnBefore, knnAfter: null, probeBefore, probeAfter: null, losses }, false, say);
         }
       }
       if (cfg.device !== 'cpu') synchronize(cfg.device);
       position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
       const last = epoch + 1 === cfg.epochs;
       const knn = last || (epoch + 1) % cfg.knn.every === 0 ? await monitor(run, epoch + 1, position.iteration, hooks) : null;
-      if (last) knnAfter = knn;
+      if (last) {
+        knnAfter = knn;
+        probeAfter = await probe(run, epoch + 1, position.iteration, hooks);
+      }
       const seconds = (performance.now() - started) / 1000;
       log.write({ kind: 'epoch', iteration: position.iteration, epoch: epoch + 1, seconds, meanLoss: mean(losses.slice(-stepsPerEpoch)) });
       if (last || (epoch + 1) % cfg.checkpointEvery === 0) saveTrainingCheckpoint(checkpoint, run, position, cfg);
       await writeRunPlots(cfg.out);
       hooks.onEpoch?.({ epoch: epoch + 1, knn, seconds });
     }
-    return await finish(run, { iterations: position.iteration, knnBefore, knnAfter, losses }, true, say);
+    return await finish(run, { iterations: position.iteration, knnBefore, knnAfter, probeBefore, probeAfter, losses }, true, say);
   } finally {
     run.dispose();
   }
@@ -143,7 +154,16 @@ async function monitor(run: Run, epoch: number, iteration: number, hooks: Pretra
   return accuracy;
 }
 
-async function finish(run: Run, r: Pick<PretrainResult, 'iterations' | 'knnBefore' | 'knnAfter' | 'losses'>, complete: boolean, say: (line: string) => void): Promise<PretrainResult> {
+/** The cached linear probe on the kNN sets (teacher, class token before the final norm), logged; null unless knn.probe. */
+async function probe(run: Run, epoch: number, iteration: number, hooks: PretrainHooks): Promise<number | null> {
+  if (run.knnSets === null || !run.cfg.knn.probe) return null;
+  const { top1 } = await cachedProbe(run.model.momentum_encoder, run.knnSets.bank, run.knnSets.queries, { device: run.cfg.device, seed: run.cfg.seed });
+  run.log.write({ kind: 'event', event: 'probe', iteration, epoch, top1 });
+  hooks.onProbe?.({ epoch, top1 });
+  return top1;
+}
+
+async function finish(run: Run, r: Pick<PretrainResult, 'iterations' | 'knnBefore' | 'knnAfter' | 'probeBefore' | 'probeAfter' | 'losses'>, complete: boolean, say: (line: string) => void): Promise<PretrainResult> {
   const plots = await writeRunPlots(run.cfg.out);
   if (complete) say(`done: checkpoint ${run.checkpoint}; plots ${plots.join(', ')}`);
   return { config: run.cfg, out: run.cfg.out, checkpoint: run.checkpoint, plots, ...r };

@@ -33,8 +33,9 @@ export interface Run extends TrainingState {
   log: RunLog;
   /** Where training continues (all zero for a new run). */
   position: RunPosition;
-  /** A resumed run's kNN before training, from its log. */
+  /** A resumed run's kNN and linear probe before training, from its log. */
   knnBeforeFromLog: number | null;
+  probeBeforeFromLog: number | null;
   dispose(): void;
 }
 
@@ -78,11 +79,13 @@ export function setUpRun(cfg: PretrainConfig, resume: string, say: (line: string
       say(`resumed from ${resumeFrom} at epoch ${position.epoch}, step ${position.step} (iteration ${position.iteration})`);
     }
     const logFile = path.join(cfg.out, 'log.jsonl');
-    const knnBeforeFromLog = resumeFrom === null ? null : (RunLog.read(logFile).find((r) => r.kind === 'knn' && r.epoch === 0)?.accuracy as number | undefined) ?? null;
+    const before = resumeFrom === null ? [] : RunLog.read(logFile).filter((r) => r.epoch === 0);
+    const knnBeforeFromLog = (before.find((r) => r.kind === 'knn')?.accuracy as number | undefined) ?? null;
+    const probeBeforeFromLog = (before.find((r) => r.kind === 'event' && r.event === 'probe')?.top1 as number | undefined) ?? null;
     const log = new RunLog(logFile, resumeFrom === null ? null : position.iteration);
     const opt = optimizer;
     return {
-      cfg, loader, knnSets, model, optimizer: opt, scaler, generators, lr, checkpoint, log, position, knnBeforeFromLog,
+      cfg, loader, knnSets, model, optimizer: opt, scaler, generators, lr, checkpoint, log, position, knnBeforeFromLog, probeBeforeFromLog,
       augment: augmentConfig({ ...cfg.augment, size, ...defaultNormalization(channels) }),
       dispose() {
         log.close();

@@ -19,7 +19,7 @@ function tiny(out: string, over: PretrainConfigInput = {}): PretrainConfigInput 
       encoder: { imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 1, numHeads: 2, classAttentionLayers: 1, dropPathRate: 0.1 },
       projectorHiddenDim: 48, projectorDim: 16, predictorHiddenDim: 32, maskRatio: 0.75, numMasks: 2,
     },
-    knn: { every: 1, bankLimit: 64, queryLimit: 32, k: 10 },
+    knn: { every: 1, bankLimit: 64, queryLimit: 32, k: 10, probe: true },
     ...over,
   };
 }
@@ -57,6 +57,12 @@ test('a run stopped mid-epoch and resumed gives the same loss curve and weights,
     mb.dispose();
     const knn = RunLog.read(path.join(split, 'log.jsonl')).filter((r) => r.kind === 'knn');
     assert.deepEqual(knn.map((r) => r.epoch), [0, 1, 2], 'kNN before training and after each epoch, once each');
+    // The cached linear probe before and after, logged once each, the before value carried over the resume.
+    const probes = RunLog.read(path.join(split, 'log.jsonl')).filter((r) => r.kind === 'event' && r.event === 'probe');
+    assert.deepEqual(probes.map((r) => r.epoch), [0, 2]);
+    assert.deepEqual([b.probeBefore, b.probeAfter], probes.map((r) => r.top1));
+    assert.deepEqual([a.probeBefore, a.probeAfter], [b.probeBefore, b.probeAfter], 'the same probe as the run that never stopped');
+    for (const p of [b.probeBefore!, b.probeAfter!]) assert.ok(p >= 0 && p <= 1, String(p));
     for (const f of ['config.json', 'log.jsonl', 'checkpoint.safetensors', 'loss.png', 'lr.png', 'knn.png']) assert.ok(fs.existsSync(path.join(split, f)), f);
     const cfg = JSON.parse(fs.readFileSync(path.join(split, 'config.json'), 'utf8'));
     assert.equal(cfg.model.encoder.embedDim, 32);
