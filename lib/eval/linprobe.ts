@@ -35,7 +35,7 @@ import { assertDevice, type Device } from '../tensor/device';
 import { crossEntropy } from '../tensor/functional';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
-import { RunLog } from '../train/log';
+import { RunLog } from '../io/run-log';
 import { embedDataset } from './embed';
 
 export const HEAD_FORMAT = 'extrema-linprobe/1';

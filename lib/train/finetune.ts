@@ -32,7 +32,7 @@ import type { Tensor } from '../tensor/tensor';
 import type { Device } from '../tensor/device';
 import { removeStaleTempFiles, writeFileAtomic } from '../io/fs';
 import { finetuneConfig, type FinetuneConfig, type FinetuneConfigInput } from './finetune-config';
-import { RunLog } from './log';
+import { RunLog } from '../io/run-log';
 import { TrainingError } from './pretrain';
 import type { RunPosition } from './state';
 import { writeRunPlots } from './run-plots';

@@ -1,7 +1,7 @@
 // The run's curves as images, redrawn from log.jsonl after every epoch: loss
 // per step (with a moving average), learning rate, and kNN accuracy.
 import * as path from 'node:path';
-import { RunLog } from './log';
+import { RunLog } from '../io/run-log';
 import { writeChart } from './plot';
 
 function movingAverage(points: [number, number][], window: number): [number, number][] {

@@ -16,7 +16,7 @@ import { GradScaler } from '../optim/grad-scaler';
 import { Generator } from '../runtime/generator';
 import { removeStaleTempFiles, writeFileAtomic } from '../io/fs';
 import type { PretrainConfig } from './config';
-import { RunLog } from './log';
+import { RunLog } from '../io/run-log';
 import { loadTrainingCheckpoint, type RunPosition, type TrainingState } from './state';
 import { openKnnSets, type KnnSets } from './knn-monitor';
 

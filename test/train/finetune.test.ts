@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import * as et from '../../lib';
 import { finetune, CLASSIFIER_FILE } from '../../lib/train/finetune';
 import { finetuneConfig, type FinetuneConfigInput } from '../../lib/train/finetune-config';
-import { RunLog } from '../../lib/train/log';
+import { RunLog } from '../../lib/io/run-log';
 import { DataLoader } from '../../lib/data/loader';
 import { openDataset } from '../../lib/data/dataset';
 import { classifierFrom } from '../../lib/eval/classifier-checkpoint';
