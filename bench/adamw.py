@@ -6,9 +6,10 @@ usage: adamw.py spec.json
 """
 import json
 import sys
-import time
 
 import torch
+
+from timing import best
 
 spec = json.load(open(sys.argv[1]))
 torch.set_num_threads(spec["threads"])
@@ -17,19 +18,6 @@ device = spec["device"]
 
 def no_decay(name, shape):
     return len(shape) <= 1 or name.endswith(".bias") or name.split(".")[-1] in ("pos_embed", "cls_token")
-
-
-def best(fn, iters, repeats=3):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        if device != "cpu":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) / iters)
-    return min(times)
 
 
 def measure(kind):
@@ -44,7 +32,7 @@ def measure(kind):
         {"params": [p for n, p in params if no_decay(n, p.shape)], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), **{kind: True})
-    return best(opt.step, spec["iters"])
+    return best(opt.step, spec["iters"], settle=torch.cuda.synchronize if device != "cpu" else None)
 
 
 print(json.dumps({"torch": torch.__version__, "results": {"torch_fused": measure("fused"), "torch_foreach": measure("foreach")}}))

@@ -7,12 +7,12 @@ usage: extrema_model.py spec.json inputs.safetensors
 import json
 import os
 import sys
-import time
 
 import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "test", "oracle"))
+from timing import best  # noqa: E402
 import extrema_ref as ref  # noqa: E402
 
 ref.FUSED_ATTENTION = True
@@ -27,17 +27,6 @@ for p in model.momentum_encoder.parameters():
     p.requires_grad_(False)
 student, teacher, visible, embed_images = x["student"], x["teacher"], x["visible"], x["embed"]
 masks = visible.shape[1]
-
-
-def best(fn, iters, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        times.append((time.perf_counter() - t0) / iters)
-    return min(times)
 
 
 def step():

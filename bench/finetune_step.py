@@ -14,12 +14,12 @@ usage: finetune_step.py spec.json inputs.safetensors
 import json
 import os
 import sys
-import time
 
 import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "oracle"))
+from timing import best  # noqa: E402
 from timm_vit import VisionTransformer  # noqa: E402  (installs the torchvision stand-in first)
 from timm.loss import SoftTargetCrossEntropy  # noqa: E402
 import timm  # noqa: E402
@@ -55,17 +55,6 @@ def step():
     opt.step()
     opt.zero_grad()
     return loss.item()
-
-
-def best(fn, iters, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        times.append((time.perf_counter() - t0) / iters)
-    return min(times)
 
 
 print(json.dumps({"torch": torch.__version__, "timm": timm.__version__, "step": best(step, 1, spec["repeats"])}))
