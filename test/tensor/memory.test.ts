@@ -2,6 +2,7 @@
 // dispose is final, and a long training loop runs flat in tensors and RSS.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { PerformanceObserver, constants as perfConstants, type PerformanceEntry } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as et from '../../lib';
@@ -106,6 +107,59 @@ test('native bytes are reported to V8 and returned on dispose', () => {
   assert.equal(native.v8ExternalMemory() - start, 16 * 1024 * 1024);
   big.dispose();
   assert.equal(native.v8ExternalMemory(), start);
+});
+
+test('only host memory is reported to V8: a meta tensor of the same size adds nothing', () => {
+  const start = native.v8ExternalMemory();
+  const meta = et.zeros([4 * 1024 * 1024], { device: 'meta' });
+  assert.equal(meta.device, 'meta');
+  assert.equal(native.v8ExternalMemory(), start, 'device storage is not V8\'s to collect');
+  meta.dispose();
+  assert.equal(native.v8ExternalMemory(), start);
+});
+
+const hasCuda = et.cuda.isAvailable();
+
+/** Full (mark-compact) collections while `work` runs, counted from the 'gc' performance entries. */
+async function majorCollections(work: () => void): Promise<number> {
+  let majors = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number } }>) if (e.detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) majors++;
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  work();
+  await new Promise((r) => setTimeout(r, 50)); // entries arrive asynchronously
+  observer.disconnect();
+  return majors;
+}
+
+/** 100 iterations each holding 1 GiB of fresh (uninitialised, so untouched on the host) tensors. */
+function largeTensorLoop(device: 'cpu' | 'cuda'): void {
+  for (let i = 0; i < 100; i++) {
+    et.scope(() => {
+      for (let j = 0; j < 4; j++) et.empty([64 * 1024 * 1024], { device });
+    });
+  }
+}
+
+test('host tensors stay reported: the same loop over CPU tensors makes V8 collect (so the CUDA count below can fail)', async () => {
+  const majors = await majorCollections(() => largeTensorLoop('cpu'));
+  assert.ok(majors >= 4, `only ${majors} full collections over 100 iterations of 1 GiB of host tensors`);
+});
+
+test('CUDA: device tensors are not reported to V8, so a loop over large ones runs without full collections', { skip: hasCuda ? false : 'no CUDA device on this machine' }, async () => {
+  const start = native.v8ExternalMemory();
+  const probe = et.empty([64 * 1024 * 1024], { device: 'cuda' });
+  assert.equal(native.v8ExternalMemory(), start, 'a 256 MiB CUDA tensor adds no external memory');
+  probe.dispose();
+  // Reported as external memory, the same loop made V8 run full collections
+  // (the CPU test above counts them); device bytes must not.
+  const majors = await majorCollections(() => largeTensorLoop('cuda'));
+  assert.ok(majors <= 2, `${majors} full collections over 100 iterations of 1 GiB of CUDA tensors`);
+  // pinned host memory is host memory: still reported
+  const pinned = et.aten.pin_memory(et.zeros([1024 * 1024]));
+  assert.equal(native.v8ExternalMemory() - start >= 4 * 1024 * 1024, true, 'pinned host bytes are reported');
+  pinned.dispose();
 });
 
 test('the finalizer backstop frees tensors dropped outside any scope once GC runs', async () => {
