@@ -1,19 +1,49 @@
 #!/usr/bin/env bash
-# Runs on the lent GPU machine: builds the addon against that machine's CUDA
-# torch, then runs the CUDA tests and the benchmark, logging under $OUT.
+# Runs on the lent GPU machine (python3 + CUDA torch, no Node; see
+# ../shared/device/README.md): builds the addon against that machine's torch,
+# then, most important first, each step time-boxed and logged under $OUT:
+#   1. the CUDA runtime and memory tests (incl. the V8 collection count),
+#   2. bench/gpu-step (ViT-B/16 and ViT-S/16 at 224, bf16, batch 128 and 256,
+#      against PyTorch eager), with --trace-gc to count full collections,
+#   3. every op family and the model parity tests on CUDA against PyTorch on CUDA,
+#   4. the demo pretraining and the demo fine-tuning with --device cuda.
+# Prepare here with scripts/device/prepare.sh and carry .device and dist.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/nb
+START=$SECONDS
+stamp() { echo "[$((SECONDS - START)) s] $*" | tee -a "$OUT/progress.txt"; }
 xz -dc .device/node.xz > /tmp/nb/node && chmod +x /tmp/nb/node
 export PATH=/tmp/nb:$PATH
 tar -xJf .device/node_modules.tar.xz
+# safetensors for the Python oracles, in case the machine's Python lacks it
+python3 -c 'import safetensors' 2>/dev/null || export PYTHONPATH="$PWD/.device/pysite${PYTHONPATH:+:$PYTHONPATH}"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))'
+  python3 -c 'import safetensors, sys; print("safetensors", safetensors.__version__, "python", sys.version.split()[0])'
+  node --version; nproc
 } > "$OUT/device.txt" 2>&1
+stamp "unpacked"
 export Torch_DIR="$(python3 -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
-node scripts/build-native.js --force > "$OUT/build.log" 2>&1 || { tail -50 "$OUT/build.log"; exit 1; }
-node --test dist/test/runtime/runtime.test.js dist/test/tensor/memory.test.js dist/test/tensor/errors.test.js > "$OUT/cuda-tests.log" 2>&1
-echo "tests rc=$?" >> "$OUT/cuda-tests.log"
-BENCH_ROUNDS=1 node dist/bench/tensor-ops.js > "$OUT/bench.log" 2>&1
-tail -20 "$OUT/cuda-tests.log" "$OUT/bench.log"
+timeout 240 node scripts/build-native.js --force > "$OUT/build.log" 2>&1 || { stamp "build failed"; tail -50 "$OUT/build.log"; exit 1; }
+stamp "built"
+
+timeout 90 node --test dist/test/runtime/runtime.test.js dist/test/tensor/memory.test.js dist/test/tensor/errors.test.js > "$OUT/cuda-tests.log" 2>&1
+stamp "runtime/memory/errors tests rc=$?"
+
+BENCH_OUT="$OUT/gpu-step.json" timeout 200 node --trace-gc dist/bench/gpu-step.js > "$OUT/gpu-step.trace.log" 2>&1
+stamp "gpu-step rc=$?"
+grep -v '^\[' "$OUT/gpu-step.trace.log" > "$OUT/gpu-step.log"
+echo "full (Mark-Compact) collections in the bench process: $(grep -c 'Mark-Compact' "$OUT/gpu-step.trace.log")" >> "$OUT/gpu-step.log"
+gzip -f "$OUT/gpu-step.trace.log"
+
+EXTREMA_TEST_DEVICE=cuda timeout 120 node --test dist/test/tensor/ops.test.js dist/test/extrema/parity.test.js > "$OUT/cuda-parity.log" 2>&1
+stamp "ops + parity on cuda rc=$?"
+
+timeout 100 node dist/lib/cli/main.js pretrain --preset demo --device cuda --out "$OUT/demo-pretrain" --quiet > "$OUT/demo-pretrain.log" 2>&1
+stamp "demo pretrain rc=$?"
+timeout 60 node dist/lib/cli/main.js finetune --preset fmnist-demo --device cuda --precision bf16 --out "$OUT/demo-finetune" --quiet > "$OUT/demo-finetune.log" 2>&1
+stamp "demo finetune rc=$?"
+rm -f "$OUT"/demo-*/checkpoint.safetensors "$OUT"/demo-*/classifier.safetensors
+tail -5 "$OUT/cuda-tests.log" "$OUT/cuda-parity.log"; cat "$OUT/gpu-step.log" "$OUT/progress.txt"

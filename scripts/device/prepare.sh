@@ -10,4 +10,7 @@ mkdir -p .device
 xz -T2 -6 -c "$(command -v node)" > .device/node.xz
 # everything but the TypeScript compiler and type packages
 tar -cJf .device/node_modules.tar.xz --exclude=node_modules/typescript --exclude=node_modules/@types node_modules
+# the Python oracles read and write safetensors; the GPU machine's Python may lack it
+rm -rf .device/pysite && mkdir -p .device/pysite
+cp -r .libtorch/site/safetensors .libtorch/site/safetensors-*.dist-info .device/pysite/
 du -sh .device/* dist

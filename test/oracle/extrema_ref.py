@@ -3,7 +3,8 @@ authors' code (shared/reference/official-implementation.md), not from the
 TypeScript. Used as the oracle by test/extrema/*.test.ts.
 
 usage: extrema_ref.py spec.json in.safetensors out.safetensors
-spec: {"config": {...ExtremaConfig...}, "task": "encoder" | "extrema" | "ca_block" | "posembed"}
+spec: {"config": {...ExtremaConfig...}, "task": "encoder" | "extrema" | "ca_block" | "posembed",
+       "device": "cpu" (default) | "cuda" | "cuda:N"}
 inputs: "w:<state key>" weights, plus task inputs (images, visible, ...).
 """
 import json
@@ -179,7 +180,7 @@ def byol(p, z, masks):
 
 def infonce(p, z, masks, T):
     k = F.normalize(z, dim=1)
-    labels = torch.arange(z.shape[0])
+    labels = torch.arange(z.shape[0], device=z.device)
     losses = [F.cross_entropy(F.normalize(pm, dim=1) @ k.t() / T, labels) * 2 * T for pm in p.chunk(masks, 0)]
     return sum(losses) / masks
 
@@ -196,6 +197,9 @@ def main():
     if spec.get("dtype") == "float64":
         model.double()
         x = {k: (v.double() if v.is_floating_point() else v) for k, v in x.items()}
+    device = torch.device(spec.get("device", "cpu"))
+    model.to(device)
+    x = {k: v.to(device) for k, v in x.items()}
     task = spec["task"]
     if task == "posembed":
         e = cfg["encoder"]
@@ -271,8 +275,8 @@ def main():
     elif task == "features":
         # raw uint8 NHWC pixels -> [0, 1] -> normalised, as `extrema embed` documents
         img = x["pixels"].float().div(255).permute(0, 3, 1, 2)
-        mean = torch.tensor(spec["mean"]).view(1, -1, 1, 1)
-        std = torch.tensor(spec["std"]).view(1, -1, 1, 1)
+        mean = torch.tensor(spec["mean"], device=device).view(1, -1, 1, 1)
+        std = torch.tensor(spec["std"], device=device).view(1, -1, 1, 1)
         enc = model.momentum_encoder if spec.get("which", "teacher") == "teacher" else model.base_encoder
         with torch.no_grad():
             out["features"] = enc((img - mean) / std)[0]
@@ -286,7 +290,7 @@ def main():
             torch.save({"epoch": 1, "arch": "vit_tiny", "state_dict": sd, "optimizer": opt.state_dict(), "args": ns}, spec["save_pth"])
     else:
         raise SystemExit(f"unknown task {task}")
-    save_file({k: v.detach().clone().contiguous() for k, v in out.items()}, sys.argv[3])
+    save_file({k: v.detach().cpu().clone().contiguous() for k, v in out.items()}, sys.argv[3])
 
 
 if __name__ == "__main__":

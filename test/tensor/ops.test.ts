@@ -1,16 +1,20 @@
 // Forward values and gradients of every op family, against PyTorch in Python
 // on identical inputs. Gradients are of sum(out_i * w_i) with random w_i.
+// Both sides run on EXTREMA_TEST_DEVICE (cpu by default); inputs are drawn on
+// the CPU and moved there, so the numbers do not depend on the device.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as et from '../../lib';
 import type { Tensor } from '../../lib';
 import { runOracle } from '../helpers/oracle';
 import { assertClose, type Tolerance } from '../helpers/compare';
+import { TEST_DEVICE, onTestDevice, skipUnlessDeviceAvailable } from '../helpers/device';
 
 type Kind = 'normal' | 'positive' | 'unit' | 'bool' | `int:${number}` | 'distinct';
 interface Case {
   name: string;
   inputs: Record<string, [number[], Kind?]>;
+  /** Constants made here take an input's device (x.device, device=a.device) so the case also runs on CUDA. */
   ts: (x: Record<string, Tensor>) => Tensor | Tensor[];
   py: string;
   grad?: boolean;
@@ -85,7 +89,7 @@ const cases: Case[] = [
   { name: 'conv2d_groups', inputs: { x: [[1, 4, 6, 6]], w: [[4, 2, 3, 3]] }, ts: ({ x, w }) => et.conv2d(x!, w!, null, { groups: 2, padding: [1, 0], dilation: 1 }), py: 'F.conv2d(x, w, None, groups=2, padding=(1, 0))', grad: true, tol: { atol: 2e-5 } },
   { name: 'layer_norm', inputs: { x: [[2, 3, 8]], w: [[8]], b: [[8]] }, ts: ({ x, w, b }) => et.layerNorm(x!, [8], w!, b!, 1e-6), py: 'F.layer_norm(x, (8,), w, b, eps=1e-6)', grad: true, tol: { atol: 2e-5, rtol: 1e-5 } },
   { name: 'sdpa', inputs: { q: [[2, 3, 5, 8]], k: [[2, 3, 7, 8]], v: [[2, 3, 7, 4]] }, ts: ({ q, k, v }) => et.scaledDotProductAttention(q!, k!, v!), py: 'F.scaled_dot_product_attention(q, k, v)', grad: true, tol: { atol: 2e-5, rtol: 1e-5 } },
-  { name: 'sdpa_mask_scale', inputs: { q: [[2, 4, 8]], k: [[2, 6, 8]], v: [[2, 6, 8]], m: [[4, 6], 'bool'] }, ts: ({ q, k, v, m }) => et.scaledDotProductAttention(q!, k!, v!, { attnMask: m!.logicalOr(et.eye(4, 6, { dtype: 'bool' })), scale: 0.3 }), py: 'F.scaled_dot_product_attention(q, k, v, attn_mask=m | torch.eye(4, 6, dtype=torch.bool), scale=0.3)', grad: true, tol: { atol: 2e-5, rtol: 1e-5 } },
+  { name: 'sdpa_mask_scale', inputs: { q: [[2, 4, 8]], k: [[2, 6, 8]], v: [[2, 6, 8]], m: [[4, 6], 'bool'] }, ts: ({ q, k, v, m }) => et.scaledDotProductAttention(q!, k!, v!, { attnMask: m!.logicalOr(et.eye(4, 6, { dtype: 'bool', device: m!.device })), scale: 0.3 }), py: 'F.scaled_dot_product_attention(q, k, v, attn_mask=m | torch.eye(4, 6, dtype=torch.bool, device=m.device), scale=0.3)', grad: true, tol: { atol: 2e-5, rtol: 1e-5 } },
   { name: 'normalize', inputs: { x: [[4, 6]] }, ts: ({ x }) => [et.normalize(x!, 2, 1), et.normalize(x!, 2, 0)], py: '(F.normalize(x, dim=1), F.normalize(x, dim=0))', grad: true },
   { name: 'cross_entropy', inputs: { x: [[6, 5]], y: [[6], 'int:5'] }, ts: ({ x, y }) => et.crossEntropy(x!, y!), py: 'F.cross_entropy(x, y)', grad: true },
   { name: 'cross_entropy_smooth', inputs: { x: [[6, 5]], y: [[6], 'int:5'] }, ts: ({ x, y }) => et.crossEntropy(x!, y!, { labelSmoothing: 0.1, reduction: 'sum' }), py: "F.cross_entropy(x, y, label_smoothing=0.1, reduction='sum')", grad: true, tol: { atol: 2e-5 } },
@@ -105,24 +109,24 @@ const cases: Case[] = [
   // gather / scatter
   { name: 'gather', inputs: { a: [[4, 5]], i: [[4, 3], 'int:5'] }, ts: ({ a, i }) => a!.gather(1, i!), py: 'a.gather(1, i)', grad: true },
   { name: 'index_select', inputs: { a: [[4, 5]], i: [[6], 'int:4'] }, ts: ({ a, i }) => a!.indexSelect(0, i!), py: 'a.index_select(0, i)', grad: true },
-  { name: 'scatter', inputs: { a: [[3, 5]], s: [[3, 2]] }, ts: ({ a, s }) => a!.scatter(1, et.tensor([[0, 4], [1, 3], [2, 0]], { dtype: 'int64' }), s!), py: 'a.scatter(1, torch.tensor([[0, 4], [1, 3], [2, 0]]), s)', grad: true },
+  { name: 'scatter', inputs: { a: [[3, 5]], s: [[3, 2]] }, ts: ({ a, s }) => a!.scatter(1, et.tensor([[0, 4], [1, 3], [2, 0]], { dtype: 'int64', device: a!.device }), s!), py: 'a.scatter(1, torch.tensor([[0, 4], [1, 3], [2, 0]], device=a.device), s)', grad: true },
   { name: 'scatter_add', inputs: { a: [[3, 5]], s: [[3, 4]], i: [[3, 4], 'int:5'] }, ts: ({ a, s, i }) => a!.scatterAdd(1, i!, s!), py: 'a.scatter_add(1, i, s)', grad: true },
-  { name: 'index_put', inputs: { a: [[5, 3]], v: [[2, 3]] }, ts: ({ a, v }) => a!.indexPut([et.tensor([4, 1], { dtype: 'int64' })], v!), py: 'a.index_put((torch.tensor([4, 1]),), v)', grad: true },
+  { name: 'index_put', inputs: { a: [[5, 3]], v: [[2, 3]] }, ts: ({ a, v }) => a!.indexPut([et.tensor([4, 1], { dtype: 'int64', device: a!.device })], v!), py: 'a.index_put((torch.tensor([4, 1], device=a.device),), v)', grad: true },
   // ordering
   { name: 'sort_argsort', inputs: { a: [[3, 6], 'distinct'] }, ts: ({ a }) => { const s = a!.sort(1, true); return [s.values, s.indices, a!.argsort(0)]; }, py: '(*a.sort(1, descending=True), a.argsort(0))', grad: true, exact: true },
   { name: 'topk', inputs: { a: [[3, 8], 'distinct'] }, ts: ({ a }) => { const s = a!.topk(3); return [s.values, s.indices]; }, py: 'tuple(a.topk(3))', grad: true, exact: true },
 ];
 
-test('every op family matches PyTorch in values and gradients', () => {
+test(onTestDevice('every op family matches PyTorch in values and gradients'), { skip: skipUnlessDeviceAvailable }, () => {
   const inputs = new Map<string, Tensor>();
-  const spec: { cases: unknown[] } = { cases: [] };
+  const spec: { device: string; cases: unknown[] } = { device: TEST_DEVICE, cases: [] };
   const ours = new Map<string, { outs: Tensor[]; grads: Map<string, Tensor> }>();
   for (const c of cases) {
     const xs: Record<string, Tensor> = {};
     for (const [n, s] of Object.entries(c.inputs)) {
       const x = make(s);
       inputs.set(`${c.name}/${n}`, x);
-      const leaf = x.detach();
+      const leaf = x.to(TEST_DEVICE).detach();
       if (c.grad && et.isFloating(leaf.dtype)) leaf.requiresGrad_(true);
       xs[n] = leaf;
     }
@@ -135,7 +139,7 @@ test('every op family matches PyTorch in values and gradients', () => {
         if (!et.isFloating(o.dtype)) return;
         const w = et.randn(o.shape, { generator: g });
         inputs.set(`${c.name}/w${i}`, w);
-        const term = o.mul(w).sum();
+        const term = o.mul(w.to(TEST_DEVICE)).sum();
         loss = loss === null ? term : loss.add(term);
       });
       (loss as Tensor | null)?.backward();
@@ -153,14 +157,14 @@ test('every op family matches PyTorch in values and gradients', () => {
     outs.forEach((o, i) => {
       const ref = theirs.get(`${c.name}/out${i}`);
       assert.ok(ref, `${c.name}: PyTorch produced no output ${i}`);
-      assertClose(o, ref!, `${c.name} output ${i}`, c.exact ? { atol: 0, rtol: 0 } : c.tol);
+      assertClose(o.cpu(), ref!, `${c.name} output ${i}`, c.exact ? { atol: 0, rtol: 0 } : c.tol);
     });
     assert.ok(!theirs.has(`${c.name}/out${outs.length}`), `${c.name}: PyTorch returned more outputs than we did`);
     for (const n of Object.keys(c.inputs)) {
       const ref = theirs.get(`${c.name}/grad/${n}`);
       const mine = grads.get(n);
       assert.equal(mine !== undefined, ref !== undefined, `${c.name}: gradient presence for ${n}`);
-      if (mine && ref) assertClose(mine, ref, `${c.name} grad ${n}`, c.tol);
+      if (mine && ref) assertClose(mine.cpu(), ref, `${c.name} grad ${n}`, c.tol);
     }
   }
 });
