@@ -38,7 +38,7 @@ grep -v '^\[' "$OUT/gpu-step.trace.log" > "$OUT/gpu-step.log"
 echo "full (Mark-Compact) collections in the bench process: $(grep -c 'Mark-Compact' "$OUT/gpu-step.trace.log")" >> "$OUT/gpu-step.log"
 gzip -f "$OUT/gpu-step.trace.log"
 
-EXTREMA_TEST_DEVICE=cuda timeout 120 node --test dist/test/tensor/ops.test.js dist/test/extrema/parity.test.js > "$OUT/cuda-parity.log" 2>&1
+EXTREMA_TEST_DEVICE=cuda timeout 120 node --test dist/test/tensor/ops.test.js dist/test/extrema/parity.test.js dist/test/optim/clip-scaler.test.js > "$OUT/cuda-parity.log" 2>&1
 stamp "ops + parity on cuda rc=$?"
 
 timeout 100 node dist/lib/cli/main.js pretrain --preset demo --device cuda --out "$OUT/demo-pretrain" --quiet > "$OUT/demo-pretrain.log" 2>&1

@@ -1,11 +1,13 @@
 // clipGradNorm against torch.nn.utils.clip_grad_norm_, GradScaler against
-// torch.amp.GradScaler('cpu') driving AdamW through inf and NaN steps.
+// torch.amp.GradScaler driving AdamW through inf and NaN steps (on
+// EXTREMA_TEST_DEVICE: the CPU, or CUDA on a GPU machine).
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as et from '../../lib';
 import type { Tensor } from '../../lib';
 import { runOracle } from '../helpers/oracle';
 import { assertClose } from '../helpers/compare';
+import { TEST_DEVICE, onTestDevice, skipUnlessDeviceAvailable } from '../helpers/device';
 
 // Results do not depend on the thread count; one thread keeps the fused CPU
 // AdamW kernel, which opens a parallel region for every tensor however small,
@@ -39,7 +41,7 @@ function expected(name: string): (key: string) => Tensor {
     oracle = runOracle('optim_oracle.py', {
       cases: [
         ...CLIP_CASES.map(([maxNorm, normType, c]) => ({ name: c, mode: 'clip', shapes: CLIP_SHAPES, max_norm: maxNorm, norm_type: normType === Infinity ? 'inf' : normType })),
-        { name: 'scaler', mode: 'scaler', init_scale: 1024, growth_interval: 3, lr: 0.01, unscale_at: UNSCALE_AT },
+        { name: 'scaler', mode: 'scaler', device: skipUnlessDeviceAvailable === false ? TEST_DEVICE : 'cpu', init_scale: 1024, growth_interval: 3, lr: 0.01, unscale_at: UNSCALE_AT },
       ],
     }, inputs);
   }
@@ -75,10 +77,11 @@ test('clipGradNorm: no gradients gives 0; bad arguments are errors', () => {
   });
 });
 
-test('GradScaler equals torch.amp.GradScaler("cpu"): inf/NaN steps skipped with backoff, growth every growthInterval clean steps', () => {
+test(onTestDevice('GradScaler equals torch.amp.GradScaler: inf/NaN steps skipped with backoff, growth every growthInterval clean steps'), { skip: skipUnlessDeviceAvailable }, () => {
   const want = expected('scaler');
-  const w = W0.clone().requiresGrad_(true).keep();
-  const b = B0.clone().requiresGrad_(true).keep();
+  const w = W0.to(TEST_DEVICE).clone().requiresGrad_(true).keep();
+  const b = B0.to(TEST_DEVICE).clone().requiresGrad_(true).keep();
+  const x = X.to(TEST_DEVICE).keep();
   const opt = new et.AdamW([w, b], { lr: 0.01 });
   const scaler = new et.GradScaler({ initScale: 1024, growthInterval: 3 });
   assert.equal(scaler.getScale(), 1024);
@@ -88,7 +91,7 @@ test('GradScaler equals torch.amp.GradScaler("cpu"): inf/NaN steps skipped with 
   const norms: number[] = [];
   for (let t = 0; t < T; t++) {
     et.scope(() => {
-      const loss = X.select(0, t).matmul(w).add(b).pow(2).mean();
+      const loss = x.select(0, t).matmul(w).add(b).pow(2).mean();
       const scaled = scaler.scale(loss);
       assert.equal(scaled.item(), Number.isFinite(loss.item()) ? Math.fround(loss.item() * scaler.getScale()) : scaled.item());
       scaled.backward();
@@ -111,8 +114,8 @@ test('GradScaler equals torch.amp.GradScaler("cpu"): inf/NaN steps skipped with 
   const pyNorms = Array.from(want('norms').toTypedArray() as Float64Array);
   norms.forEach((n, i) => assert.ok(Math.abs(n - pyNorms[i]!) <= 1e-5 * pyNorms[i]!, `norm ${i}: ${n} vs ${pyNorms[i]}`));
   et.scope(() => {
-    assertClose(w.detach(), want('w'), 'w', { rtol: 1e-5, atol: 1e-6 });
-    assertClose(b.detach(), want('b'), 'b', { rtol: 1e-5, atol: 1e-6 });
+    assertClose(w.detach().cpu(), want('w'), 'w', { rtol: 1e-5, atol: 1e-6 });
+    assertClose(b.detach().cpu(), want('b'), 'b', { rtol: 1e-5, atol: 1e-6 });
   });
 
   // A checkpointed scaler continues where it stopped.
@@ -123,7 +126,7 @@ test('GradScaler equals torch.amp.GradScaler("cpu"): inf/NaN steps skipped with 
   assert.deepEqual(again.stateDict(), sd);
   for (const s of [scaler, again]) {
     et.scope(() => {
-      s.scale(et.tensor(1)); // creates the scale tensor from the loaded state
+      s.scale(et.tensor(1, { device: TEST_DEVICE })); // creates the scale tensor from the loaded state
       b.grad = et.onesLike(b);
       s.unscale([w, b]);
       s.update();
@@ -136,6 +139,7 @@ test('GradScaler equals torch.amp.GradScaler("cpu"): inf/NaN steps skipped with 
   again.dispose();
   w.dispose();
   b.dispose();
+  x.dispose();
 });
 
 test('GradScaler: disabled passes through; misuse and bad options are errors', () => {

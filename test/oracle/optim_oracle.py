@@ -69,10 +69,12 @@ def clip(spec, x):
 
 
 def scaler(spec, x):
+    device = spec.get("device", "cpu")
+    x = {k: v.to(device) for k, v in x.items()}
     w = x["w"].clone().requires_grad_(True)
     b = x["b"].clone().requires_grad_(True)
     opt = torch.optim.AdamW([w, b], lr=spec["lr"], foreach=True)
-    sc = torch.amp.GradScaler("cpu", init_scale=spec["init_scale"], growth_interval=spec["growth_interval"])
+    sc = torch.amp.GradScaler(device.split(":")[0], init_scale=spec["init_scale"], growth_interval=spec["growth_interval"])
     scales, trackers, stepped, norms = [], [], [], []
     for t in range(x["x"].shape[0]):
         loss = ((x["x"][t] @ w + b) ** 2).mean()
@@ -107,4 +109,4 @@ for case in spec["cases"]:
     inputs = {k[len(prefix):]: v for k, v in x.items() if k.startswith(prefix)}
     for k, v in MODES[case["mode"]](case, inputs).items():
         out[prefix + k] = v
-save_file({k: v.detach().clone().contiguous() for k, v in out.items()}, sys.argv[3])
+save_file({k: v.detach().cpu().clone().contiguous() for k, v in out.items()}, sys.argv[3])

@@ -57,6 +57,11 @@ test('CUDA: ops, autograd and readback agree with CPU', { skip: skipCuda }, asyn
   assert.ok(stats.allocatedBytes.current > 0);
   const bf = et.autocast('cuda', 'bfloat16', () => ga.matmul(gb));
   assert.equal(bf.dtype, 'bfloat16');
+  const exact = ga.detach().matmul(gb.detach()).cpu();
+  assertClose(bf.to('float32').cpu(), exact, 'bf16 autocast matmul', { atol: 5e-2, rtol: 2e-2 });
+  const half = et.autocast('cuda', 'float16', () => ga.matmul(gb));
+  assert.equal(half.dtype, 'float16');
+  assertClose(half.to('float32').cpu(), exact, 'fp16 autocast matmul', { atol: 1e-2, rtol: 5e-3 });
   const cg = et.Generator.create(5, 'cuda');
   const r1 = et.randn([4], { generator: cg, device: 'cuda' });
   cg.manualSeed(5);
