@@ -95,7 +95,12 @@ for (const [pooling, dtype] of [['class-attention', 'float32'], ['class-attentio
       }
       // float64 proves the maths to 1e-10; float32 to 1e-5 of each tensor's scale.
       const close = (a: Tensor, e: Tensor, what: string) => (dtype === 'float64' ? assertClose(a.cpu(), e, what, { rtol: 1e-10, atol: 1e-12 }) : assertCloseToScale(a.cpu(), e, what, 1e-5));
-      close(images.grad!, ref.get('grad:images')!, 'grad of images');
+      // On CUDA the images' gradient comes out of the patch convolution's
+      // backward in cuDNN, which runs in TF32 by default on both sides (10-bit
+      // mantissa) with algorithms picked per call: 2e-3 of scale there (seen:
+      // 6e-5 of scale on an H200, mean pooling).
+      if (TEST_DEVICE !== 'cpu' && dtype === 'float32') assertCloseToScale(images.grad!.cpu(), ref.get('grad:images')!, 'grad of images', 2e-3);
+      else close(images.grad!, ref.get('grad:images')!, 'grad of images');
       let compared = 0;
       for (const [k, p] of enc.namedParameters('base_encoder')) {
         const expected = ref.get(`grad:${k}`);
