@@ -32,6 +32,7 @@ export const FINETUNE_FLAGS: readonly FlagSpec[] = [
   { flags: '--eval-crop-pct <x>', path: 'evalCropPct' },
   { flags: '--precision <p>', path: 'precision' },
   { flags: '--device <device>', path: 'device' },
+  { flags: '--loss-every <n>', path: 'lossEvery' },
   { flags: '--seed <n>', path: 'seed' },
   { flags: '--workers <n>', path: 'workers' },
   { flags: '--strict', path: 'strict' },

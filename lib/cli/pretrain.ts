@@ -27,6 +27,7 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flags: '--clip-grad <x>', path: 'clipGrad' },
   { flags: '--precision <p>', path: 'precision' },
   { flags: '--device <device>', path: 'device' },
+  { flags: '--loss-every <n>', path: 'lossEvery' },
   { flags: '--seed <n>', path: 'seed' },
   { flags: '--workers <n>', path: 'workers' },
   { flags: '--strict', path: 'strict' },

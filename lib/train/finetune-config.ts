@@ -62,6 +62,7 @@ export const finetuneSchema = record({
   evalCropPct: num(0, 1, { lowOpen: true }).default(0.875).describe('images are read at size / crop-pct (shorter side, centre square); evaluation centre-crops the model size from that'),
   precision: choice(['fp32', 'bf16']).default('fp32').describe('fp32 or bf16 (autocast)'),
   device: text('a device (cpu, cuda, cuda:N)').default('cpu').describe('cpu, cuda, cuda:N'),
+  lossEvery: int(1, 100_000).default(20).describe('steps between reading losses back from a GPU (one host sync each; the log still has every step; the CPU reads each step)'),
   seed: int(0, Number.MAX_SAFE_INTEGER - 3).default(0).describe('seed for the head, data order, label subset, augmentation and drop path'),
   workers: int(1, 256).default(8).describe('images decoded at once'),
   strict: flag().default(false).describe('stop on an image that fails to decode (default: report and skip)'),

@@ -27,6 +27,7 @@ import { crossEntropy } from '../tensor/functional';
 import { Generator } from '../runtime/generator';
 import { autocast, synchronize } from '../runtime/device-runtime';
 import { noGrad } from '../autograd';
+import { PendingLosses, addInto } from './loss-readback';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import type { Device } from '../tensor/device';
@@ -70,6 +71,9 @@ export interface FinetuneResult {
   plots: string[];
 }
 
+/** What a step reports once its loss is read back. */
+interface StepRecord { epoch: number; t: number; step: number; iteration: number; lr: number; images: number; seconds: number }
+
 export async function finetune(input: FinetuneConfigInput | FinetuneConfig, hooks: FinetuneHooks = {}, options: FinetuneOptions = {}): Promise<FinetuneResult> {
   const cfg = finetuneConfig(input as FinetuneConfigInput);
   const say = hooks.onMessage ?? (() => {});
@@ -82,6 +86,20 @@ export async function finetune(input: FinetuneConfigInput | FinetuneConfig, hook
   // A resumed run's epoch mean includes the steps taken before it stopped (from the log, which ends at the checkpoint).
   let epochLosses = RunLog.read(log.file).filter((r) => r.kind === 'step' && Math.ceil(r.iteration / stepsPerEpoch) - 1 === position.epoch && position.step > 0).map((r) => r.loss as number);
   const firstEpoch = position.epoch;
+  // On an accelerator the loss is read every cfg.lossEvery steps, so the host queues steps ahead of the GPU.
+  const pending = new PendingLosses<StepRecord>(cfg.device === 'cpu' ? 1 : cfg.lossEvery);
+  const report = (read: Array<{ loss: number; record: StepRecord }>) => {
+    for (const { loss, record: r } of read) {
+      if (!Number.isFinite(loss)) {
+        const last = fs.existsSync(run.checkpoint) ? run.checkpoint : '(none yet)';
+        throw new TrainingError(`The loss is ${loss} at epoch ${r.epoch}, step ${r.step} (iteration ${r.iteration}); stopping. The last good checkpoint is ${last}. Lower the learning rate or enable --clip-grad.`);
+      }
+      losses.push(loss);
+      epochLosses.push(loss);
+      log.write({ kind: 'step', iteration: r.iteration, epoch: r.t, loss, lr: r.lr });
+      hooks.onStep?.({ epoch: r.epoch, step: r.step, iteration: r.iteration, loss, lr: r.lr, imagesPerSecond: r.images / r.seconds, stepsPerEpoch });
+    }
+  };
   let accuracy: { top1: number; top5: number } | null = null;
   try {
     for (let epoch = position.epoch; epoch < cfg.epochs; epoch++) {
@@ -95,27 +113,30 @@ export async function finetune(input: FinetuneConfigInput | FinetuneConfig, hook
         // warmup reaches the peak one iteration earlier; the difference is within one step's lr.
         const t = position.iteration / stepsPerEpoch;
         optimizer.setLr(warmupCosine(t, { base: run.lr, warmupSteps: cfg.warmupEpochs, totalSteps: cfg.epochs, final: cfg.minLr }));
-        let loss = 0;
+        let loss: Tensor | null = null;
         for await (const batch of batches) {
-          loss += backward(run, batch, `epoch ${epoch}, step ${step} (iteration ${position.iteration})`) / cfg.accumulate;
+          const l = backward(run, batch);
+          loss = loss === null ? l : addInto(loss, l);
           images += batch.indices.length;
         }
+        if (loss === null) continue;
         if (cfg.clipGrad !== null) clipGradNorm(model.parameters().filter((p) => p.requiresGrad), cfg.clipGrad);
         optimizer.step();
         optimizer.zeroGrad();
         if (run.ema !== null) emaUpdate(run.ema.tensors, run.emaSources, cfg.ema!);
-        losses.push(loss);
-        epochLosses.push(loss);
         position = { epoch, step: step + 1, iteration: position.iteration + 1 };
-        const lr = run.peakGroupLr();
-        log.write({ kind: 'step', iteration: position.iteration, epoch: t, loss, lr });
-        hooks.onStep?.({ epoch, step: step + 1, iteration: position.iteration, loss, lr, imagesPerSecond: images / ((performance.now() - started) / 1000), stepsPerEpoch });
-        if (position.iteration >= stopAfter) {
+        pending.push(loss, { epoch, t, step: step + 1, iteration: position.iteration, lr: run.peakGroupLr(), images, seconds: (performance.now() - started) / 1000 });
+        loss.dispose();
+        const stopping = position.iteration >= stopAfter;
+        // a checkpoint is only written after its steps' losses were read (a NaN stops the run first)
+        if (pending.due || stopping || position.step === stepsPerEpoch) report(pending.take());
+        if (stopping) {
           if (position.step === stepsPerEpoch) position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
           saveFinetuneCheckpoint(run, position);
           return { config: cfg, out: cfg.out, iterations: position.iteration, losses, top1: null, top5: null, checkpoint: run.checkpoint, classifier: null, plots: await writeFinetunePlots(cfg.out) };
         }
       }
+      report(pending.take());
       if (cfg.device !== 'cpu') synchronize(cfg.device);
       position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
       const last = epoch + 1 === cfg.epochs;
@@ -144,16 +165,16 @@ export async function finetune(input: FinetuneConfigInput | FinetuneConfig, hook
     say(`done: ${classifier}; plots ${plots.join(', ')}`);
     return { config: cfg, out: cfg.out, iterations: position.iteration, losses, top1: accuracy?.top1 ?? null, top5: accuracy?.top5 ?? null, checkpoint: run.checkpoint, classifier, plots };
   } finally {
+    pending.dispose();
     run.dispose();
   }
 }
 
-/** One micro-batch: augment and mix on the device, forward, backward; returns its loss. */
-function backward(run: FinetuneRun, batch: Batch, where: string): number {
+/** One micro-batch: augment and mix on the device, forward, backward; returns its loss / accumulate, detached, on the device. */
+function backward(run: FinetuneRun, batch: Batch): Tensor {
   const { cfg, model } = run;
-  let loss: number;
   try {
-    loss = scope(() => {
+    return scope(() => {
       const { images, targets } = augmentBatch(run, batch);
       const forward = () => {
         const logits = model.forward(images);
@@ -161,17 +182,13 @@ function backward(run: FinetuneRun, batch: Batch, where: string): number {
         return targets.dtype === 'int64' ? crossEntropy(logits, targets, { labelSmoothing: cfg.augment.labelSmoothing }) : softTargetCrossEntropy(logits, targets);
       };
       const l = cfg.precision === 'bf16' ? autocast(cfg.device, 'bfloat16', forward) : forward();
-      (cfg.accumulate === 1 ? l : l.div(cfg.accumulate)).backward();
-      return l.item();
+      const share = cfg.accumulate === 1 ? l : l.div(cfg.accumulate);
+      share.backward();
+      return share.detach();
     });
   } finally {
     disposeBatch(batch);
   }
-  if (!Number.isFinite(loss)) {
-    const last = fs.existsSync(run.checkpoint) ? run.checkpoint : '(none yet)';
-    throw new TrainingError(`The loss is ${loss} at ${where}; stopping. The last good checkpoint is ${last}. Lower the learning rate or enable --clip-grad.`);
-  }
-  return loss;
 }
 
 /**

@@ -17,6 +17,8 @@ import { knnMonitor } from './knn-monitor';
 import { cachedProbe } from '../eval/linprobe';
 import { writeRunPlots } from './run-plots';
 import { setUpRun, CHECKPOINT_FILE, type Run } from './run-setup';
+import { PendingLosses, addInto } from './loss-readback';
+import type { Tensor } from '../tensor/tensor';
 
 export { CHECKPOINT_FILE };
 
@@ -34,6 +36,9 @@ export interface PretrainHooks {
   /** Lines worth showing a person (resume, skipped files, stale files removed, where things are written). */
   onMessage?: (line: string) => void;
 }
+
+/** What a step reports once its loss is read back. */
+interface StepRecord { epoch: number; t: number; step: number; iteration: number; lr: number; momentum: number; images: number; seconds: number }
 
 export interface PretrainOptions {
   /** 'auto' (default): continue from the run folder's checkpoint if there is one; 'never': start over; or a checkpoint file. */
@@ -66,6 +71,19 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
   const stopAfter = options.stopAfterIterations ?? Infinity;
   let position: RunPosition = run.position;
   const losses: number[] = [];
+  // On an accelerator the loss is read every cfg.lossEvery steps, so the host queues steps ahead of the GPU.
+  const pending = new PendingLosses<StepRecord>(cfg.device === 'cpu' ? 1 : cfg.lossEvery);
+  const report = (read: Array<{ loss: number; record: StepRecord }>) => {
+    for (const { loss, record: r } of read) {
+      if (!Number.isFinite(loss)) {
+        const last = fs.existsSync(run.checkpoint) ? run.checkpoint : '(none yet)';
+        throw new TrainingError(`The loss is ${loss} at epoch ${r.epoch}, step ${r.step} (iteration ${r.iteration}); stopping. The last good checkpoint is ${last}. Lower the learning rate, enable --clip-grad, or use fp32.`);
+      }
+      losses.push(loss);
+      log.write({ kind: 'step', iteration: r.iteration, epoch: r.t, loss, lr: r.lr, momentum: r.momentum });
+      hooks.onStep?.({ epoch: r.epoch, step: r.step, iteration: r.iteration, loss, lr: r.lr, imagesPerSecond: r.images / r.seconds, stepsPerEpoch });
+    }
+  };
   try {
     const knnBefore = position.iteration === 0 ? await monitor(run, 0, 0, hooks) : run.knnBeforeFromLog;
     const probeBefore = position.iteration === 0 ? await probe(run, 0, 0, hooks) : run.probeBeforeFromLog;
@@ -78,11 +96,13 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
         const t = position.iteration / stepsPerEpoch; // fractional epochs
         optimizer.setLr(warmupCosine(t, { base: run.lr, warmupSteps: cfg.warmupEpochs, totalSteps: cfg.epochs, final: cfg.minLr }));
         if (cfg.weightDecayEnd !== null) optimizer.setWeightDecay(cosine(t, cfg.epochs, cfg.weightDecay, cfg.weightDecayEnd));
-        let loss = 0;
+        let loss: Tensor | null = null;
         for await (const batch of batches) {
-          loss += backward(run, batch, `epoch ${epoch}, step ${step} (iteration ${position.iteration})`) / cfg.accumulate;
+          const l = backward(run, batch);
+          loss = loss === null ? l : addInto(loss, l);
           images += batch.indices.length;
         }
+        if (loss === null) continue;
         if (cfg.clipGrad !== null) {
           scaler.unscale(optimizer);
           clipGradNorm(model.studentParameters().map(([, p]) => p), cfg.clipGrad);
@@ -92,17 +112,20 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
         model.zeroGrad();
         const momentum = momentumAt(t, cfg.epochs, cfg.model.momentum);
         model.updateTeacher(momentum);
-        losses.push(loss);
         position = { epoch, step: step + 1, iteration: position.iteration + 1 };
         const lr = optimizer.groups[0]?.lr ?? run.lr;
-        log.write({ kind: 'step', iteration: position.iteration, epoch: t, loss, lr, momentum });
-        hooks.onStep?.({ epoch, step: step + 1, iteration: position.iteration, loss, lr, imagesPerSecond: images / ((performance.now() - started) / 1000), stepsPerEpoch });
-        if (position.iteration >= stopAfter) {
+        pending.push(loss, { epoch, t, step: step + 1, iteration: position.iteration, lr, momentum, images, seconds: (performance.now() - started) / 1000 });
+        loss.dispose();
+        const stopping = position.iteration >= stopAfter;
+        // a checkpoint is only written after its steps' losses were read (a NaN stops the run first)
+        if (pending.due || stopping || position.step === stepsPerEpoch) report(pending.take());
+        if (stopping) {
           if (position.step === stepsPerEpoch) position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
           saveTrainingCheckpoint(checkpoint, run, position, cfg);
           return await finish(run, { iterations: position.iteration, knnBefore, knnAfter: null, probeBefore, probeAfter: null, losses }, false, say);
         }
       }
+      report(pending.take());
       if (cfg.device !== 'cpu') synchronize(cfg.device);
       position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
       const last = epoch + 1 === cfg.epochs;
@@ -119,30 +142,26 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
     }
     return await finish(run, { iterations: position.iteration, knnBefore, knnAfter, probeBefore, probeAfter, losses }, true, say);
   } finally {
+    pending.dispose();
     run.dispose();
   }
 }
 
-/** One micro-batch: augment, mask, forward (under autocast when asked), scaled backward; returns its loss. */
-function backward(run: Run, batch: Batch, where: string): number {
+/** One micro-batch: augment, mask, forward (under autocast when asked), scaled backward; returns its loss / accumulate, detached, on the device. */
+function backward(run: Run, batch: Batch): Tensor {
   const { cfg, model, scaler, generators } = run;
-  let loss: number;
   try {
-    loss = scope(() => {
+    return scope(() => {
       const { student, teacher } = augmentPair(batch.images, run.augment, generators.augment);
       const forward = () => model.forward(student, teacher, { generator: generators.masks }).loss;
       const l = cfg.precision === 'fp32' ? forward() : autocast(cfg.device, cfg.precision === 'bf16' ? 'bfloat16' : 'float16', forward);
-      scaler.scale(cfg.accumulate === 1 ? l : l.div(cfg.accumulate)).backward();
-      return l.item();
+      const share = cfg.accumulate === 1 ? l : l.div(cfg.accumulate);
+      scaler.scale(share).backward();
+      return share.detach();
     });
   } finally {
     disposeBatch(batch);
   }
-  if (!Number.isFinite(loss)) {
-    const last = fs.existsSync(run.checkpoint) ? run.checkpoint : '(none yet)';
-    throw new TrainingError(`The loss is ${loss} at ${where}; stopping. The last good checkpoint is ${last}. Lower the learning rate, enable --clip-grad, or use fp32.`);
-  }
-  return loss;
 }
 
 /** The kNN monitor on the teacher, logged (null when the run has no queries or the monitor is off). */

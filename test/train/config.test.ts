@@ -24,6 +24,9 @@ test('every preset resolves to the values it had before the schema', () => {
     // knn.probe came after the snapshot: on in the demo, off elsewhere.
     assert.equal(resolved.knn.probe, name === 'demo', `${name}: knn.probe`);
     delete resolved.knn.probe;
+    // lossEvery came after it too: every preset reads a GPU's losses every 20 steps.
+    assert.equal(resolved.lossEvery, 20, `${name}: lossEvery`);
+    delete resolved.lossEvery;
     assert.deepEqual(resolved, expected, name);
   }
   assert.deepEqual(pretrainConfig(), pretrainConfig({ preset: 'demo' }), 'demo is the default preset');
@@ -150,6 +153,7 @@ test('every recipe flag sets its field', () => {
     [['--clip-grad', '3'], 'clipGrad', 3],
     [['--precision', 'bf16'], 'precision', 'bf16'],
     [['--device', 'cuda:1'], 'device', 'cuda:1'],
+    [['--loss-every', '5'], 'lossEvery', 5],
     [['--seed', '5'], 'seed', 5],
     [['--workers', '2'], 'workers', 2],
     [['--strict'], 'strict', true],
