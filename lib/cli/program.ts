@@ -8,6 +8,7 @@ import { addPretrainCommands } from './pretrain';
 import { addLinprobeCommand } from './linprobe';
 import { addFinetuneCommand } from './finetune';
 import { addPredictCommand } from './predict';
+import { addPackCommand } from './pack';
 
 export function buildProgram(): Command {
   const program = new Command('extrema')
@@ -19,5 +20,6 @@ export function buildProgram(): Command {
   addLinprobeCommand(program);
   addFinetuneCommand(program);
   addPredictCommand(program);
+  addPackCommand(program);
   return program;
 }

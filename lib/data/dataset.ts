@@ -1,6 +1,7 @@
 // The one item reader behind training, evaluation and embedding: an IDX file
 // (MNIST style, labels found beside it), a folder of images (one sub-folder
-// per class, or flat), a single image file or an explicit list of files.
+// per class, or flat), a single image file, an explicit list of files, or a
+// pack of uint8 shards written by `extrema pack` (./shards).
 // Every item comes out as HWC uint8 at one square size (shorter side resized,
 // centre crop), so batches stack. IDX images live in memory; image files are
 // decoded by sharp, off the main thread, when read.
@@ -9,15 +10,17 @@ import { loadIdxImages, loadIdxLabels } from './idx';
 import { IMAGE_EXTENSIONS, decodeImage, grayToRgb, isImageFile, listClassFolder, listImageFiles } from './image-folder';
 import { checkChannels, resizeShorterAndCenterCrop } from './preprocess';
 import { intInRange, positiveInt } from '../checks';
+import { isPack, openPack } from './shards';
 
 export type DatasetSpec =
   | string
   | { kind: 'idx'; file: string; labels?: string | null }
   | { kind: 'folder'; root: string; recursive?: boolean }
-  | { kind: 'files'; files: readonly string[] };
+  | { kind: 'files'; files: readonly string[] }
+  | { kind: 'pack'; dir: string };
 
 export interface ImageDataset {
-  readonly kind: 'idx' | 'folder' | 'files';
+  readonly kind: 'idx' | 'folder' | 'files' | 'pack';
   /** The IDX file or folder (for 'files', the first file). */
   readonly path: string;
   readonly count: number;
@@ -137,7 +140,8 @@ function isDirectory(p: string): boolean {
 }
 
 /**
- * Opens a dataset. A path that is a directory is an image folder, an image
+ * Opens a dataset. A directory with a pack index is a pack, any other
+ * directory an image folder, an image
  * file (by its extension) a one-item list, and any other file an IDX images
  * file (gzipped or not). IDX images are loaded into memory now; image files
  * are decoded when read.
@@ -153,8 +157,10 @@ export function openDataset(source: DatasetSpec, options: DatasetOptions): Image
         return folderDataset(source.root, options, size, source.recursive ?? options.recursive ?? true);
       case 'files':
         return fileDataset('files', source.files[0] ?? '', { files: source.files, labels: null, classes: null }, options, size);
+      case 'pack':
+        return openPack(source.dir, { size, channels: options.channels, limit: options.limit });
       default:
-        throw new TypeError(`Expected a path or a dataset of kind 'idx', 'folder' or 'files' but received ${JSON.stringify(source)}`);
+        throw new TypeError(`Expected a path or a dataset of kind 'idx', 'folder', 'files' or 'pack' but received ${JSON.stringify(source)}`);
     }
   }
   let st: fs.Stats;
@@ -163,7 +169,7 @@ export function openDataset(source: DatasetSpec, options: DatasetOptions): Image
   } catch (e) {
     throw new Error(`Expected an image folder, image file or IDX file but ${source} cannot be read: ${(e as Error).message}`, { cause: e });
   }
-  if (st.isDirectory()) return folderDataset(source, options, size, options.recursive ?? true);
+  if (st.isDirectory()) return isPack(source) ? openPack(source, { size, channels: options.channels, limit: options.limit }) : folderDataset(source, options, size, options.recursive ?? true);
   if (isImageFile(source)) return fileDataset('files', source, { files: [source], labels: null, classes: null }, options, size);
   return idxDataset(source, options.labels, options, size);
 }

@@ -9,6 +9,7 @@ export {
   resizeShorterAndCenterCrop, normalizeImages, toNormalizedTensor, type Normalization,
 } from './preprocess';
 export { openDataset, defaultLabelsFile, type ImageDataset, type DatasetOptions, type DatasetSpec } from './dataset';
+export { packDataset, openPack, readPackIndex, verifyPack, isPack, PACK_INDEX, type PackIndex, type PackShard, type PackOptions } from './shards';
 export { DataLoader, disposeBatch, type LoaderOptions, type LoaderMode, type Batch, type TrainStep } from './loader';
 export * from './augment';
 export {
