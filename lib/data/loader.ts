@@ -248,16 +248,24 @@ export class DataLoader {
   private toDevice(pixels: Uint8Array, count: number): Tensor {
     const { size, channels } = this.dataset;
     const hwc = fromTypedArray(pixels, [count, size, size, channels]);
-    const chw = hwc.permute(0, 3, 1, 2);
-    const host = chw.contiguous();
+    if (this.device === 'cpu') {
+      const chw = hwc.permute(0, 3, 1, 2);
+      const host = chw.contiguous();
+      hwc.dispose();
+      chw.dispose();
+      return host;
+    }
+    // The uint8 HWC -> CHW copy costs the CPU about 0.5 ms per 224 px image
+    // (the loader's bottleneck reading packs): send HWC and transpose on the device.
+    const pinned = aten.pin_memory(hwc);
     hwc.dispose();
-    chw.dispose();
-    if (this.device === 'cpu') return host;
-    const pinned = aten.pin_memory(host);
-    host.dispose();
     const moved = pinned.to({ device: this.device, nonBlocking: true });
     pinned.dispose();
-    return moved;
+    const chw = moved.permute(0, 3, 1, 2);
+    const out = chw.contiguous();
+    moved.dispose();
+    chw.dispose();
+    return out;
   }
 
   private labelsOf(indices: number[]): Tensor | null {
