@@ -3,18 +3,7 @@
 # vs a pack (bench/pack.js, on this machine's cores), then a ViT-S/16 224 px
 # bf16 pretraining on the bundled images read from the IDX file (resized on
 # the CPU each epoch) vs from a pack made once at 224 px.
-set -uo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/nb /tmp/runs
-START=$SECONDS
-stamp() { echo "[$((SECONDS - START)) s] $*" | tee -a "$OUT/progress.txt"; }
-xz -dc .device/node.xz > /tmp/nb/node && chmod +x /tmp/nb/node
-export PATH=/tmp/nb:$PATH
-tar -xJf .device/node_modules.tar.xz
-python3 -c 'import safetensors' 2>/dev/null || export PYTHONPATH="$PWD/.device/pysite${PYTHONPATH:+:$PYTHONPATH}"
-export Torch_DIR="$(python3 -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
-timeout 240 node scripts/build-native.js --force > "$OUT/build.log" 2>&1 || { stamp "build failed"; tail -50 "$OUT/build.log"; exit 1; }
-stamp "built"
+source "$(dirname "$0")/setup.sh"
 BENCH_IMAGES=2000 timeout 100 node dist/bench/pack.js > "$OUT/pack-bench.log" 2>&1
 stamp "pack bench rc=$?"
 cli="node dist/lib/cli/main.js"

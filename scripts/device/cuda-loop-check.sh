@@ -5,19 +5,7 @@
 # step) against every 20 steps (the default), the demo fine-tuning, and a
 # ViT-S/16 at 224 px on the bundled images (real loader + GPU augmentation).
 # Run folders come back as one tarball of their logs and plots.
-set -uo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/nb /tmp/runs
-START=$SECONDS
-stamp() { echo "[$((SECONDS - START)) s] $*" | tee -a "$OUT/progress.txt"; }
-xz -dc .device/node.xz > /tmp/nb/node && chmod +x /tmp/nb/node
-export PATH=/tmp/nb:$PATH
-tar -xJf .device/node_modules.tar.xz
-python3 -c 'import safetensors' 2>/dev/null || export PYTHONPATH="$PWD/.device/pysite${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/device.txt" 2>&1
-export Torch_DIR="$(python3 -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
-timeout 240 node scripts/build-native.js --force > "$OUT/build.log" 2>&1 || { stamp "build failed"; tail -50 "$OUT/build.log"; exit 1; }
-stamp "built"
+source "$(dirname "$0")/setup.sh"
 EXTREMA_TEST_DEVICE=cuda timeout 120 node --test dist/test/extrema/parity.test.js dist/test/train/loss-readback.test.js > "$OUT/cuda-parity.log" 2>&1
 stamp "parity on cuda rc=$?"
 cli="node dist/lib/cli/main.js"
