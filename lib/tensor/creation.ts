@@ -166,17 +166,33 @@ export function fromTypedArray(data: AnyTypedArray | Uint8ClampedArray, shape: S
   const raw = dtype === natural || (natural === 'float16' && dtype === 'bfloat16');
   if (!raw) {
     const base = Tensor._wrap(native.fromBuffer(data, s, dtypeCode(natural)));
-    const cast = base.to({ dtype, device: o?.device ?? 'cpu' });
+    const cast = base.to({ dtype });
     base.dispose();
-    return finish(cast, o);
+    return finish(toDevice(cast, o?.device), o);
   }
-  let t = Tensor._wrap(native.fromBuffer(data, s, dtypeCode(dtype)));
-  if (o?.device !== undefined && assertDevice(o.device) !== 'cpu') {
-    const moved = t.to({ device: o.device });
-    t.dispose();
-    t = moved;
+  return finish(toDevice(Tensor._wrap(native.fromBuffer(data, s, dtypeCode(dtype))), o?.device), o);
+}
+
+/**
+ * Moves a fresh host tensor to `device`, consuming it. To CUDA it goes
+ * through pinned memory with a non-blocking copy: a copy from pageable memory
+ * waits for the device's whole queue (a host sync), which JS-built tensors
+ * inside a training step (crop grids, masks, indices) would otherwise cause
+ * every step. The pinned block is not reused before the copy has run (the
+ * caching host allocator records an event for it).
+ */
+function toDevice(host: Tensor, device: Device | undefined): Tensor {
+  if (device === undefined || assertDevice(device) === 'cpu') return host;
+  let moved: Tensor;
+  if (device.startsWith('cuda')) {
+    const pinned = aten.pin_memory(host);
+    moved = pinned.to({ device, nonBlocking: true });
+    pinned.dispose();
+  } else {
+    moved = host.to({ device });
   }
-  return finish(t, o);
+  host.dispose();
+  return moved;
 }
 
 function inferShape(data: NestedArray, shape: number[], depth: number): void {
@@ -228,10 +244,10 @@ export function tensor(data: NestedArray | AnyTypedArray, o?: CreateOptions): Te
     baseDType = 'float64';
   }
   const raw = Tensor._wrap(native.fromBuffer(base, shape, dtypeCode(baseDType)));
-  if (baseDType === dtype && (o?.device === undefined || o.device === 'cpu')) return finish(raw, o);
-  const cast = raw.to({ dtype, device: o?.device ?? 'cpu' });
+  if (baseDType === dtype) return finish(toDevice(raw, o?.device), o);
+  const cast = raw.to({ dtype });
   raw.dispose();
-  return finish(cast, o);
+  return finish(toDevice(cast, o?.device), o);
 }
 
 /** A 0-dimensional tensor. */
