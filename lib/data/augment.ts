@@ -314,8 +314,13 @@ export interface AugmentedPair {
  * jitter uniforms, one randperm(4) order of the jitter ops for the batch and
  * B grayscale uniforms. 'two-views' draws the student's geometry, the
  * teacher's, then the student's colour and the teacher's.
+ *
+ * `hostGenerator` (a CPU generator) takes the draws that are read back to JS
+ * (crop uniforms, the jitter order) when given: with `generator` on a GPU,
+ * reading those back would make the host wait for the device every step.
  */
-export function augmentPair(images: Tensor, cfg: AugmentConfig, generator?: Generator): AugmentedPair {
+export function augmentPair(images: Tensor, cfg: AugmentConfig, generator?: Generator, hostGenerator?: Generator): AugmentedPair {
+  if (hostGenerator !== undefined && hostGenerator.device !== 'cpu') throw new TypeError(`Expected a CPU generator for hostGenerator but received one on ${hostGenerator.device}`);
   const x0 = checkImages(images);
   if (x0.dtype !== 'uint8') throw new TypeError(`Expected uint8 images [B, C, H, W] but received dtype ${x0.dtype}`);
   const [b, c, height, width] = x0.shape as [number, number, number, number];
@@ -329,7 +334,7 @@ export function augmentPair(images: Tensor, cfg: AugmentConfig, generator?: Gene
     // it in place (on CPU a fresh full-size tensor costs more than the pass).
     const plain = () => (height === size && width === size ? x : resizedCrop(x, centerSquareBoxes(b, height, width), size)).div_(255);
     const geometry = () => {
-      const boxes = randomResizedCropBoxes(b, height, width, cfg.scale, cfg.ratio, generator);
+      const boxes = randomResizedCropBoxes(b, height, width, cfg.scale, cfg.ratio, hostGenerator ?? generator);
       const flips = drawUniform([b], device, generator).lt(cfg.flipP);
       return resizedCrop(x, boxes, size, flips).div_(255);
     };
@@ -338,22 +343,22 @@ export function augmentPair(images: Tensor, cfg: AugmentConfig, generator?: Gene
     const shared = (v: Tensor): AugmentedPair => ({ student: v, teacher: aten.alias(v) });
     switch (cfg.scheme) {
       case 'none':
-        return shared(colorView(plain(), norm, generator, true));
+        return shared(colorView(plain(), norm, generator, true, hostGenerator));
       case 'color':
-        return shared(colorView(plain(), full, generator, true));
+        return shared(colorView(plain(), full, generator, true, hostGenerator));
       case 'crop':
-        return shared(colorView(geometry(), norm, generator, true));
+        return shared(colorView(geometry(), norm, generator, true, hostGenerator));
       case 'crop+color':
-        return shared(colorView(geometry(), full, generator, true));
+        return shared(colorView(geometry(), full, generator, true, hostGenerator));
       case 'two-views': {
         const gs = geometry();
         const gt = geometry();
-        return { student: colorView(gs, full, generator, true), teacher: colorView(gt, full, generator, true) };
+        return { student: colorView(gs, full, generator, true, hostGenerator), teacher: colorView(gt, full, generator, true, hostGenerator) };
       }
       case 'shared-crop+color': {
         const g = geometry();
-        const student = colorView(g, full, generator, false);
-        return { student, teacher: colorView(g, full, generator, true) };
+        const student = colorView(g, full, generator, false, hostGenerator);
+        return { student, teacher: colorView(g, full, generator, true, hostGenerator) };
       }
     }
   });

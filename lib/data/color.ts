@@ -337,14 +337,17 @@ export function drawUniform(shape: number[], device: Device, generator?: Generat
  * Draws jitter parameters for a batch of B images: one tensor of B x 5
  * uniforms (apply, brightness, contrast, saturation, hue) then one random
  * order of the four ops for the whole batch (randperm(4)), both from
- * `generator`. Ops whose strength is 0 are left out. Factors are [B] tensors
- * on `device`.
+ * `generator` (the order from `hostGenerator` when given: it is read back
+ * to JS). Ops whose strength is 0 are left out. Factors are [B] tensors on
+ * `device`.
  */
-export function sampleJitter(b: number, cfg: Partial<JitterConfig>, device: Device, generator?: Generator): JitterFactors & { apply: Tensor; order: JitterOp[] } {
+export function sampleJitter(b: number, cfg: Partial<JitterConfig>, device: Device, generator?: Generator, hostGenerator?: Generator): JitterFactors & { apply: Tensor; order: JitterOp[] } {
   const c = jitterConfig(cfg);
   return scope(() => {
     const u = drawUniform([b, 5], device, generator);
-    const permT = generator === undefined ? randperm(4) : randperm(4, { generator, device: generator.device });
+    // the order is read back to JS: from the host generator when there is one (no device sync)
+    const g = hostGenerator ?? generator;
+    const permT = g === undefined ? randperm(4) : randperm(4, { generator: g, device: g.device });
     const perm = Array.from(permT.toTypedArray() as BigInt64Array, (v) => JITTER_OPS[Number(v)]!);
     const col = (i: number) => u.select(1, i);
     const range = (i: number, lo: number, hi: number) => col(i).mul(hi - lo).add(lo);
@@ -418,12 +421,13 @@ export function colorView(
   o: { jitter?: JitterConfig; grayscaleP?: number; mean: readonly number[]; std: readonly number[] },
   generator: Generator | undefined,
   own: boolean,
+  hostGenerator?: Generator,
 ): Tensor {
   return scope(() => {
     let y = x;
     let mine = own;
     if (o.jitter !== undefined) {
-      y = jitterOp(y, sampleJitter(x.shape[0]!, o.jitter, x.device, generator), mine);
+      y = jitterOp(y, sampleJitter(x.shape[0]!, o.jitter, x.device, generator, hostGenerator), mine);
       mine ||= y !== x;
     }
     if (o.grayscaleP !== undefined) {

@@ -152,7 +152,7 @@ function backward(run: Run, batch: Batch): Tensor {
   const { cfg, model, scaler, generators } = run;
   try {
     return scope(() => {
-      const { student, teacher } = augmentPair(batch.images, run.augment, generators.augment);
+      const { student, teacher } = augmentPair(batch.images, run.augment, generators.augment, generators.augmentHost);
       const forward = () => model.forward(student, teacher, { generator: generators.masks }).loss;
       const l = cfg.precision === 'fp32' ? forward() : autocast(cfg.device, cfg.precision === 'bf16' ? 'bfloat16' : 'float16', forward);
       const share = cfg.accumulate === 1 ? l : l.div(cfg.accumulate);

@@ -69,6 +69,9 @@ export function setUpRun(cfg: PretrainConfig, resume: string, say: (line: string
       masks: Generator.create(cfg.seed + 2, cfg.device),
       // Drop path draws from the device's default generator.
       default: Generator.default(cfg.device),
+      // On a GPU the crop boxes and the jitter order come from a CPU generator:
+      // drawn on the device they would be read back, a host sync per view.
+      ...(cfg.device === 'cpu' ? {} : { augmentHost: Generator.create(cfg.seed + 4, 'cpu') }),
     };
     generators.default!.manualSeed(cfg.seed + 3);
     const checkpoint = path.join(cfg.out, CHECKPOINT_FILE);

@@ -462,6 +462,24 @@ test('augmentPair = the exported pieces composed with the same generator (the in
   }
 });
 
+test('a host generator takes the draws read back to JS: crops from it, flips from the device generator; seeded; CPU only', () => {
+  const imgs = uint8Images(5, 3, 30, 26, 61);
+  const cfg = augmentConfig({ scheme: 'crop', size: 16 });
+  const got = augmentPair(imgs, cfg, et.Generator.create(77), et.Generator.create(99));
+  const expected = et.scope(() => {
+    const boxes = randomResizedCropBoxes(5, 30, 26, cfg.scale, cfg.ratio, et.Generator.create(99));
+    const flips = et.rand([5], { generator: et.Generator.create(77) }).lt(cfg.flipP);
+    return normalize(resizedCrop(imgs.float(), boxes, 16, flips).div(255), cfg.mean, cfg.std);
+  });
+  sameBits(got.student, expected, 'crop boxes from the host generator');
+  assert.ok(differs(got.student, pair(imgs, cfg, 77).student), 'differs from drawing the crops on the device generator');
+  const coloured = augmentConfig({ scheme: 'two-views', size: 16, jitter: { p: 1 } });
+  const a = augmentPair(imgs, coloured, et.Generator.create(5), et.Generator.create(6));
+  const b = augmentPair(imgs, coloured, et.Generator.create(5), et.Generator.create(6));
+  sameBits(a.teacher, b.teacher, 'seeded with both generators');
+  assert.throws(() => augmentPair(imgs, cfg, et.Generator.create(5), { device: 'cuda:0' } as unknown as et.Generator), /Expected a CPU generator for hostGenerator but received one on cuda:0/);
+});
+
 test('every scheme: seeded bit-exactly, other seeds differ, values in range, 1 and 3 channels, no leaks', () => {
   for (const c of [1, 3] as const) {
     const imgs = uint8Images(6, c, 28, 28, 30 + c);
