@@ -366,10 +366,10 @@ export function sampleJitter(b: number, cfg: Partial<JitterConfig>, device: Devi
  * once per call (torchvision draws it per image; one order per batch keeps
  * the batch a single pass). See {@link sampleJitter} for what is drawn.
  */
-export function colorJitter(x: Tensor, cfg: Partial<JitterConfig> = {}, generator?: Generator): Tensor {
+export function colorJitter(x: Tensor, cfg: Partial<JitterConfig> = {}, generator?: Generator, hostGenerator?: Generator): Tensor {
   checkFloatImages(x);
   return scope(() => {
-    const y = jitterOp(x, sampleJitter(x.shape[0]!, cfg, x.device, generator), false);
+    const y = jitterOp(x, sampleJitter(x.shape[0]!, cfg, x.device, generator, hostGenerator), false);
     return y === x ? aten.alias(x) : y;
   });
 }

@@ -57,16 +57,19 @@ export function erasingBoxesFromUniforms(u: ArrayLike<number>, b: number, height
  * Erases one random box per image with probability p (see the file comment).
  * images: normalised float [B, C, H, W]; returns a new tensor. Draws B x 23
  * float64 uniforms, then a standard normal per pixel of the batch, from
- * `generator` (the default generators when omitted).
+ * `generator` (the default generators when omitted); the uniforms, which are
+ * read back to JS, from the CPU `hostGenerator` when given.
  */
-export function randomErasing(images: Tensor, p: number, generator?: Generator): Tensor {
+export function randomErasing(images: Tensor, p: number, generator?: Generator, hostGenerator?: Generator): Tensor {
   const x = checkImages(images);
   probability(p, 'the random erasing probability');
   if (!x.dtype.startsWith('float') && x.dtype !== 'bfloat16') fail('floating-point normalised images', 'randomErasing', x.dtype, TypeError);
   const [b, , height, width] = x.shape as [number, number, number, number];
   return scope(() => {
     const dev = generator?.device ?? 'cpu';
-    const u = drawUniform([b, UNIFORMS_PER_IMAGE], dev, generator, 'float64').toTypedArray() as Float64Array;
+    // the boxes are read back to JS: drawn from the host generator when there is one (no device sync)
+    const boxGenerator = hostGenerator ?? generator;
+    const u = drawUniform([b, UNIFORMS_PER_IMAGE], boxGenerator?.device ?? 'cpu', boxGenerator, 'float64').toTypedArray() as Float64Array;
     const boxes = erasingBoxesFromUniforms(u, b, height, width, p);
     const noise = (generator === undefined ? randn(x.shape, { dtype: x.dtype, device: x.device }) : randn(x.shape, { dtype: x.dtype, device: dev, generator })).to({ device: x.device });
     if (boxes.every((v, i) => i % 4 !== 2 || v === 0)) return x.clone();

@@ -202,20 +202,21 @@ function augmentBatch(run: FinetuneRun, batch: Batch): { images: Tensor; targets
   const { cfg, size, generators } = run;
   const a = cfg.augment;
   const g = generators.augment!;
+  const host = generators.augmentHost ?? g;
   if (batch.labels === null) throw new Error('Expected labelled training images for fine-tuning but a batch has no labels');
   const x = batch.images.float();
   const [b, c, h, w] = x.shape as [number, number, number, number];
-  const boxes = randomResizedCropBoxes(b, h, w, a.scale, [3 / 4, 4 / 3], g);
+  const boxes = randomResizedCropBoxes(b, h, w, a.scale, [3 / 4, 4 / 3], host);
   const flips = drawUniform([b], x.device, g).lt(a.flipP);
   let y = resizedCrop(x, boxes, size, flips).div_(255);
-  if (run.randAugment !== null) y = randAugment(y, run.randAugment, g);
-  else if (a.colorJitter > 0 && c === 3) y = colorJitter(y, { brightness: a.colorJitter, contrast: a.colorJitter, saturation: a.colorJitter, hue: 0, p: 1 }, g);
-  else if (a.colorJitter > 0) y = colorJitter(y, { brightness: a.colorJitter, contrast: a.colorJitter, saturation: 0, hue: 0, p: 1 }, g);
+  if (run.randAugment !== null) y = randAugment(y, run.randAugment, host);
+  else if (a.colorJitter > 0 && c === 3) y = colorJitter(y, { brightness: a.colorJitter, contrast: a.colorJitter, saturation: a.colorJitter, hue: 0, p: 1 }, g, host);
+  else if (a.colorJitter > 0) y = colorJitter(y, { brightness: a.colorJitter, contrast: a.colorJitter, saturation: 0, hue: 0, p: 1 }, g, host);
   const norm = defaultNormalization(c);
   y = normalize(y, norm.mean, norm.std);
-  if (a.reprob > 0) y = randomErasing(y, a.reprob, g);
+  if (a.reprob > 0) y = randomErasing(y, a.reprob, g, host);
   if (a.mixupProb > 0 && (a.mixup > 0 || a.cutmix > 0)) {
-    return mixupCutmix(y, batch.labels, { mixupAlpha: a.mixup, cutmixAlpha: a.cutmix, switchProb: a.switchProb, prob: a.mixupProb, labelSmoothing: a.labelSmoothing, numClasses: run.numClasses }, g);
+    return mixupCutmix(y, batch.labels, { mixupAlpha: a.mixup, cutmixAlpha: a.cutmix, switchProb: a.switchProb, prob: a.mixupProb, labelSmoothing: a.labelSmoothing, numClasses: run.numClasses }, host);
   }
   return { images: y, targets: batch.labels };
 }
@@ -336,6 +337,9 @@ function setUpFinetune(cfg: FinetuneConfig, resume: string, say: (line: string) 
       augment: Generator.create(cfg.seed + 1, cfg.device),
       // Drop path draws from the device's default generator.
       default: Generator.default(cfg.device).manualSeed(cfg.seed + 3),
+      // On a GPU the draws read back to JS (crops, RandAugment, erasing boxes,
+      // mixup, the jitter order) come from a CPU generator: no host sync.
+      ...(cfg.device === 'cpu' ? {} : { augmentHost: Generator.create(cfg.seed + 4, 'cpu') }),
     };
     let ema: FinetuneRun['ema'] = null;
     let emaSources: Tensor[] = [];

@@ -95,3 +95,25 @@ test('randomErasing: seeded; p = 0 keeps everything; errors name the problem', (
   assert.throws(() => randomErasing(u8, 0.25), /Expected floating-point normalised images for randomErasing but received/);
   for (const t of [x, a, b, none, u8]) t.dispose();
 });
+
+test('randomErasing: a host generator takes the box uniforms (read back to JS), the device generator the noise', () => {
+  et.scope(() => {
+    const x = et.randn([6, 3, 12, 10], { generator: et.Generator.create(3) });
+    const same = (a: et.Tensor, b: et.Tensor) => Boolean(a.eq(b).all().item());
+    const g = et.Generator.create(1);
+    assert.ok(same(randomErasing(x, 1, g, g), randomErasing(x, 1, et.Generator.create(1))), 'the generator itself as host: the one-generator draws');
+    const split = randomErasing(x, 1, et.Generator.create(1), et.Generator.create(2));
+    assert.ok(same(split, randomErasing(x, 1, et.Generator.create(1), et.Generator.create(2))), 'seeded');
+    // boxes from the host generator: the erased pixels are where the host's uniforms put them
+    const u = et.rand([6, 23], { dtype: 'float64', generator: et.Generator.create(2) }).toTypedArray() as Float64Array;
+    const boxes = erasingBoxesFromUniforms(u, 6, 12, 10, 1);
+    const erased = split.ne(x).any(1).toTypedArray() as Uint8Array;
+    for (let i = 0; i < 6; i++) {
+      const [top, left, h, w] = [boxes[4 * i]!, boxes[4 * i + 1]!, boxes[4 * i + 2]!, boxes[4 * i + 3]!];
+      let count = 0;
+      for (let r = 0; r < 12; r++) for (let c = 0; c < 10; c++) count += erased[i * 120 + r * 10 + c]!;
+      assert.equal(count, h * w, `image ${i}: the box drawn from the host generator`);
+      if (h > 0) assert.equal(erased[i * 120 + top * 10 + left], 1, `image ${i}: erased at the box corner`);
+    }
+  });
+});
