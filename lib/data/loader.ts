@@ -271,10 +271,7 @@ export class DataLoader {
   private labelsOf(indices: number[]): Tensor | null {
     const labels = this.dataset.labels;
     if (labels === null) return null;
-    const t = fromTypedArray(BigInt64Array.from(indices, (i) => BigInt(labels[i]!)), [indices.length]);
-    if (this.device === 'cpu') return t;
-    const moved = t.to({ device: this.device });
-    t.dispose();
-    return moved;
+    // to a GPU through pinned memory, without waiting for the device (see fromTypedArray)
+    return fromTypedArray(BigInt64Array.from(indices, (i) => BigInt(labels[i]!)), [indices.length], { device: this.device });
   }
 }
