@@ -28,6 +28,7 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flags: '--precision <p>', path: 'precision' },
   { flags: '--device <device>', path: 'device' },
   { flags: '--loss-every <n>', path: 'lossEvery' },
+  { flags: '--collapse-every <n>', path: 'collapseEvery' },
   { flags: '--seed <n>', path: 'seed' },
   { flags: '--workers <n>', path: 'workers' },
   { flags: '--strict', path: 'strict' },

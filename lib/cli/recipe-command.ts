@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import { schemaOptions, inputFromFlags, parseConfig, readConfigFile, mergeConfig, formatConfig, int, text, choice, flag, record, CONFIG_FORMATS, type FlagSpec, type ConfigFormat } from '../config';
 import { setNumThreads } from '../runtime/device-runtime';
 import { ProgressBar } from './progress';
+import { COLLAPSE_SPREAD_WARNING } from '../extrema/collapse';
 
 export interface RunOptions {
   preset?: string;
@@ -80,12 +81,13 @@ export function addRecipeCommand(program: Command, spec: RecipeCommandSpec): Com
 
 /** A progress bar per epoch for a training loop's step hook (nothing when quiet). */
 export function epochProgress(quiet: boolean): {
-  step(r: { epoch: number; step: number; stepsPerEpoch: number; loss: number; lr: number; imagesPerSecond: number }): void;
+  step(r: { epoch: number; step: number; stepsPerEpoch: number; loss: number; lr: number; imagesPerSecond: number; collapse?: { spread: number } }): void;
   /** Ends the epoch's bar (before a message, or at the end of the epoch). */
   end(): void;
 } {
   let bar: ProgressBar | null = null;
   let barEpoch = -1;
+  let spread: number | null = null;
   return {
     step(r) {
       if (quiet) return;
@@ -95,7 +97,9 @@ export function epochProgress(quiet: boolean): {
         bar.tick(r.step - 1);
         barEpoch = r.epoch;
       }
-      bar?.tick(1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${r.imagesPerSecond.toFixed(0)} img/s`);
+      if (r.collapse !== undefined) spread = r.collapse.spread;
+      const health = spread === null ? '' : spread < COLLAPSE_SPREAD_WARNING ? ` spread ${spread.toFixed(2)} < ${COLLAPSE_SPREAD_WARNING}: COLLAPSING?` : ` spread ${spread.toFixed(2)}`;
+      bar?.tick(1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${r.imagesPerSecond.toFixed(0)} img/s${health}`);
     },
     end() {
       bar?.finish();

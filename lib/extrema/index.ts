@@ -5,4 +5,5 @@ export { sampleMasks, checkMasking, visibleCount, type MaskMode, type MaskingOpt
 export { projector, predictor, mlpHead } from './heads';
 export { byolLoss, infoNceLoss } from './loss';
 export { emaUpdate, momentumAt } from './ema';
+export { collapseStats, readCollapseStats, COLLAPSE_SPREAD_WARNING, COLLAPSE_STAT_NAMES, type CollapseStats } from './collapse';
 export { saveCheckpoint, loadCheckpoint, readCheckpoint, loadEncoder, inferConfig, CheckpointError, CHECKPOINT_FORMAT, type CheckpointState, type ReadCheckpointOptions, type LoadEncoderOptions } from './checkpoint';

@@ -28,6 +28,8 @@ export interface ExtremaOutput {
   predictions: Tensor;
   /** Teacher projections (no gradient), [B, out]. */
   targets: Tensor;
+  /** Teacher instance features before the projector (no gradient), [B, D]: for collapse diagnostics. */
+  teacherFeatures: Tensor;
   /** The visible patch indices used, [B, M, n]. */
   visible: Tensor;
 }
@@ -77,9 +79,10 @@ export class ExtremaModel extends Module {
       const visible = options.visible ?? this.sampleMasks(b, options.generator);
       const student = this.base_encoder.encode(studentView, { visible });
       const predictions = this.predictor.forward(this.base_encoder.project(student.instance));
-      const targets = noGrad(() => this.momentum_encoder.project(this.momentum_encoder.encode(teacherView).instance));
+      const teacherFeatures = noGrad(() => this.momentum_encoder.encode(teacherView).instance);
+      const targets = noGrad(() => this.momentum_encoder.project(teacherFeatures));
       const loss = this.config.loss === 'byol' ? byolLoss(predictions, targets) : infoNceLoss(predictions, targets, this.config.temperature);
-      return { loss, predictions, targets, visible: options.visible === undefined ? visible : visible.detach() };
+      return { loss, predictions, targets, teacherFeatures, visible: options.visible === undefined ? visible : visible.detach() };
     });
   }
 

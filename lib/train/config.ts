@@ -117,6 +117,7 @@ export const pretrainSchema = record({
   precision: choice(PRECISIONS).default('fp32').describe('fp32, bf16 (autocast) or fp16 (autocast + loss scaler, CUDA)'),
   device: text('a device (cpu, cuda, cuda:N)').default('cpu').describe('cpu, cuda, cuda:N'),
   lossEvery: int(1, 100_000).default(20).describe('steps between reading losses back from a GPU (one host sync each; the log still has every step; the CPU reads each step)'),
+  collapseEvery: int(0, 100_000).default(20).describe('steps between collapse measurements of the teacher on the current batch (spread, effective rank, mean cosine; logged, plotted, and a warning below spread 0.5); 0: off'),
   seed: int(0, Number.MAX_SAFE_INTEGER - 3).default(0).describe('seed for init, data order, augmentation and masks'),
   workers: int(1, 256).default(8).describe('images decoded at once'),
   strict: flag().default(false).describe('stop on an image that fails to decode (default: report and skip)'),

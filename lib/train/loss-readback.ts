@@ -4,11 +4,13 @@
 // device scalar and read `every` of them with one copy. On the CPU nothing runs
 // ahead, so every step is read at once (every = 1) and nothing is delayed.
 import type { Tensor } from '../tensor/tensor';
-import { stack } from '../tensor/functional';
+import { cat, stack } from '../tensor/functional';
 import { scope } from '../tensor/scope';
 
 export class PendingLosses<R> {
   private readonly losses: Tensor[] = [];
+  /** Per entry: a float [k] tensor of further statistics read with the loss, or null. */
+  private readonly extras: (Tensor | null)[] = [];
   private readonly records: R[] = [];
 
   constructor(readonly every: number) {
@@ -19,9 +21,10 @@ export class PendingLosses<R> {
     return this.losses.length;
   }
 
-  /** Holds a detached scalar loss (kept past the caller's scope; freed by take/dispose) and what to report with it. */
-  push(loss: Tensor, record: R): void {
+  /** Holds a detached scalar loss (kept past the caller's scope; freed by take/dispose), optional further statistics, and what to report with them. */
+  push(loss: Tensor, record: R, extra: Tensor | null = null): void {
     this.losses.push(loss.detach().keep());
+    this.extras.push(extra === null ? null : extra.detach().reshape([-1]).keep());
     this.records.push(record);
   }
 
@@ -30,19 +33,32 @@ export class PendingLosses<R> {
     return this.losses.length >= this.every;
   }
 
-  /** Reads every pending loss with one device-to-host copy and returns them in order with their records. */
-  take(): Array<{ loss: number; record: R }> {
+  /** Reads every pending loss (and statistics) with one device-to-host copy and returns them in order with their records. */
+  take(): Array<{ loss: number; extra: number[] | null; record: R }> {
     if (this.losses.length === 0) return [];
+    const n = this.losses.length;
+    const present = this.extras.filter((e): e is Tensor => e !== null);
     // float64 reads float32 and float64 losses exactly, as item() did
-    const values = scope(() => Array.from(stack(this.losses.map((l) => l.reshape([]).to('float64'))).cpu().toTypedArray() as Float64Array));
-    const out = values.map((loss, i) => ({ loss, record: this.records[i] as R }));
+    const values = scope(() => Array.from(cat([stack(this.losses.map((l) => l.reshape([]).to('float64'))), ...present.map((e) => e.to('float64'))]).cpu().toTypedArray() as Float64Array));
+    let at = n;
+    const out = this.records.map((record, i) => {
+      const e = this.extras[i];
+      let extra: number[] | null = null;
+      if (e !== null && e !== undefined) {
+        extra = values.slice(at, at + e.numel);
+        at += e.numel;
+      }
+      return { loss: values[i] as number, extra, record };
+    });
     this.dispose();
     return out;
   }
 
   dispose(): void {
     for (const l of this.losses) l.dispose();
+    for (const e of this.extras) e?.dispose();
     this.losses.length = 0;
+    this.extras.length = 0;
     this.records.length = 0;
   }
 }

@@ -18,6 +18,7 @@ import { cachedProbe } from '../eval/linprobe';
 import { writeRunPlots } from './run-plots';
 import { setUpRun, CHECKPOINT_FILE, type Run } from './run-setup';
 import { PendingLosses, addInto } from './loss-readback';
+import { collapseStats, type CollapseStats } from '../extrema/collapse';
 import type { Tensor } from '../tensor/tensor';
 
 export { CHECKPOINT_FILE };
@@ -28,7 +29,7 @@ export class TrainingError extends Error {
 
 export interface PretrainHooks {
   /** Called after every optimizer step. */
-  onStep?: (r: { epoch: number; step: number; iteration: number; loss: number; lr: number; imagesPerSecond: number; stepsPerEpoch: number }) => void;
+  onStep?: (r: { epoch: number; step: number; iteration: number; loss: number; lr: number; imagesPerSecond: number; stepsPerEpoch: number; collapse?: CollapseStats }) => void;
   onEpoch?: (r: { epoch: number; knn: number | null; seconds: number }) => void;
   onKnn?: (r: { epoch: number; accuracy: number }) => void;
   /** The cached linear probe before training and at the end (knn.probe). */
@@ -73,15 +74,16 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
   const losses: number[] = [];
   // On an accelerator the loss is read every cfg.lossEvery steps, so the host queues steps ahead of the GPU.
   const pending = new PendingLosses<StepRecord>(cfg.device === 'cpu' ? 1 : cfg.lossEvery);
-  const report = (read: Array<{ loss: number; record: StepRecord }>) => {
-    for (const { loss, record: r } of read) {
+  const report = (read: Array<{ loss: number; extra: number[] | null; record: StepRecord }>) => {
+    for (const { loss, extra, record: r } of read) {
       if (!Number.isFinite(loss)) {
         const last = fs.existsSync(run.checkpoint) ? run.checkpoint : '(none yet)';
         throw new TrainingError(`The loss is ${loss} at epoch ${r.epoch}, step ${r.step} (iteration ${r.iteration}); stopping. The last good checkpoint is ${last}. Lower the learning rate, enable --clip-grad, or use fp32.`);
       }
       losses.push(loss);
-      log.write({ kind: 'step', iteration: r.iteration, epoch: r.t, loss, lr: r.lr, momentum: r.momentum });
-      hooks.onStep?.({ epoch: r.epoch, step: r.step, iteration: r.iteration, loss, lr: r.lr, imagesPerSecond: r.images / r.seconds, stepsPerEpoch });
+      const collapse = extra === null ? undefined : { spread: extra[0]!, effectiveRank: extra[1]!, meanCosine: extra[2]! };
+      log.write({ kind: 'step', iteration: r.iteration, epoch: r.t, loss, lr: r.lr, momentum: r.momentum, ...collapse });
+      hooks.onStep?.({ epoch: r.epoch, step: r.step, iteration: r.iteration, loss, lr: r.lr, imagesPerSecond: r.images / r.seconds, stepsPerEpoch, ...(collapse ? { collapse } : {}) });
     }
   };
   try {
@@ -97,9 +99,12 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
         optimizer.setLr(warmupCosine(t, { base: run.lr, warmupSteps: cfg.warmupEpochs, totalSteps: cfg.epochs, final: cfg.minLr }));
         if (cfg.weightDecayEnd !== null) optimizer.setWeightDecay(cosine(t, cfg.epochs, cfg.weightDecay, cfg.weightDecayEnd));
         let loss: Tensor | null = null;
+        let collapse: Tensor | null = null;
         for await (const batch of batches) {
-          const l = backward(run, batch);
-          loss = loss === null ? l : addInto(loss, l);
+          const measure = loss === null && cfg.collapseEvery > 0 && position.iteration % cfg.collapseEvery === 0;
+          const l = backward(run, batch, measure);
+          loss = loss === null ? l.loss : addInto(loss, l.loss);
+          collapse ??= l.collapse;
           images += batch.indices.length;
         }
         if (loss === null) continue;
@@ -114,8 +119,9 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
         model.updateTeacher(momentum);
         position = { epoch, step: step + 1, iteration: position.iteration + 1 };
         const lr = optimizer.groups[0]?.lr ?? run.lr;
-        pending.push(loss, { epoch, t, step: step + 1, iteration: position.iteration, lr, momentum, images, seconds: (performance.now() - started) / 1000 });
+        pending.push(loss, { epoch, t, step: step + 1, iteration: position.iteration, lr, momentum, images, seconds: (performance.now() - started) / 1000 }, collapse);
         loss.dispose();
+        collapse?.dispose();
         const stopping = position.iteration >= stopAfter;
         // a checkpoint is only written after its steps' losses were read (a NaN stops the run first)
         if (pending.due || stopping || position.step === stepsPerEpoch) report(pending.take());
@@ -147,17 +153,21 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
   }
 }
 
-/** One micro-batch: augment, mask, forward (under autocast when asked), scaled backward; returns its loss / accumulate, detached, on the device. */
-function backward(run: Run, batch: Batch): Tensor {
+/**
+ * One micro-batch: augment, mask, forward (under autocast when asked), scaled
+ * backward. Returns its loss / accumulate, detached, on the device, and with
+ * `measure` the teacher's collapse statistics on this batch (also on the device).
+ */
+function backward(run: Run, batch: Batch, measure: boolean): { loss: Tensor; collapse: Tensor | null } {
   const { cfg, model, scaler, generators } = run;
   try {
     return scope(() => {
       const { student, teacher } = augmentPair(batch.images, run.augment, generators.augment, generators.augmentHost);
-      const forward = () => model.forward(student, teacher, { generator: generators.masks }).loss;
-      const l = cfg.precision === 'fp32' ? forward() : autocast(cfg.device, cfg.precision === 'bf16' ? 'bfloat16' : 'float16', forward);
-      const share = cfg.accumulate === 1 ? l : l.div(cfg.accumulate);
+      const forward = () => model.forward(student, teacher, { generator: generators.masks });
+      const out = cfg.precision === 'fp32' ? forward() : autocast(cfg.device, cfg.precision === 'bf16' ? 'bfloat16' : 'float16', forward);
+      const share = cfg.accumulate === 1 ? out.loss : out.loss.div(cfg.accumulate);
       scaler.scale(share).backward();
-      return share.detach();
+      return { loss: share.detach(), collapse: measure && out.targets.shape[0]! >= 2 ? collapseStats(out.targets, out.teacherFeatures) : null };
     });
   } finally {
     disposeBatch(batch);

@@ -1,8 +1,9 @@
 // The run's curves as images, redrawn from log.jsonl after every epoch: loss
-// per step (with a moving average), learning rate, and kNN accuracy.
+// per step (with a moving average), learning rate, collapse signs, and kNN accuracy.
 import * as path from 'node:path';
 import { RunLog } from '../io/run-log';
 import { writeChart } from './plot';
+import { COLLAPSE_SPREAD_WARNING } from '../extrema/collapse';
 
 function movingAverage(points: [number, number][], window: number): [number, number][] {
   const out: [number, number][] = [];
@@ -15,7 +16,7 @@ function movingAverage(points: [number, number][], window: number): [number, num
   return out;
 }
 
-/** Writes loss.png, lr.png and (with kNN records) knn.png into the run folder; returns their paths. */
+/** Writes loss.png, lr.png, and (with their records) collapse.png and knn.png into the run folder; returns their paths. */
 export async function writeRunPlots(out: string): Promise<string[]> {
   const records = RunLog.read(path.join(out, 'log.jsonl'));
   const steps = records.filter((r) => r.kind === 'step');
@@ -33,6 +34,21 @@ export async function writeRunPlots(out: string): Promise<string[]> {
     const lrFile = path.join(out, 'lr.png');
     await writeChart(lrFile, { title: 'Learning rate', xLabel: 'epoch', yLabel: 'lr', series: [{ name: 'lr', points: steps.map((r) => [r.epoch as number, r.lr as number]) }] });
     written.push(lossFile, lrFile);
+  }
+  const measured = steps.filter((r) => typeof r.spread === 'number');
+  if (measured.length > 0) {
+    // effective rank over its maximum, so all three share one 0-1 axis
+    const rankScale = Math.max(...measured.map((r) => r.effectiveRank as number), 1);
+    const collapseFile = path.join(out, 'collapse.png');
+    await writeChart(collapseFile, {
+      title: `Collapse signs (teacher, one batch; spread below ${COLLAPSE_SPREAD_WARNING} is collapsing)`, xLabel: 'epoch', yLabel: 'value',
+      series: [
+        { name: 'spread of the targets', points: measured.map((r) => [r.epoch as number, r.spread as number]) },
+        { name: `effective rank / ${rankScale.toFixed(1)}`, points: measured.map((r) => [r.epoch as number, (r.effectiveRank as number) / rankScale]) },
+        { name: 'mean cosine between images', points: measured.map((r) => [r.epoch as number, r.meanCosine as number]) },
+      ],
+    });
+    written.push(collapseFile);
   }
   if (knn.length > 0) {
     const knnFile = path.join(out, 'knn.png');

@@ -27,6 +27,9 @@ test('every preset resolves to the values it had before the schema', () => {
     // lossEvery came after it too: every preset reads a GPU's losses every 20 steps.
     assert.equal(resolved.lossEvery, 20, `${name}: lossEvery`);
     delete resolved.lossEvery;
+    // and collapseEvery: collapse signs every 20 steps
+    assert.equal(resolved.collapseEvery, 20, `${name}: collapseEvery`);
+    delete resolved.collapseEvery;
     assert.deepEqual(resolved, expected, name);
   }
   assert.deepEqual(pretrainConfig(), pretrainConfig({ preset: 'demo' }), 'demo is the default preset');
@@ -154,6 +157,7 @@ test('every recipe flag sets its field', () => {
     [['--precision', 'bf16'], 'precision', 'bf16'],
     [['--device', 'cuda:1'], 'device', 'cuda:1'],
     [['--loss-every', '5'], 'lossEvery', 5],
+    [['--collapse-every', '0'], 'collapseEvery', 0],
     [['--seed', '5'], 'seed', 5],
     [['--workers', '2'], 'workers', 2],
     [['--strict'], 'strict', true],

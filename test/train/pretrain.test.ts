@@ -141,3 +141,27 @@ test('gradient accumulation: micro-batches per optimizer step, and clipping, run
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('collapse signs are measured every collapseEvery steps, logged with the loss, passed to the step hook and plotted', async () => {
+  const dir = tmpDir();
+  try {
+    const seen: number[] = [];
+    const r = await pretrain(tiny(dir, { epochs: 1, warmupEpochs: 0, collapseEvery: 2, knn: { every: 1, bankLimit: 64, queryLimit: 32, k: 10, probe: false } }), {
+      onStep: (s) => { if (s.collapse !== undefined) seen.push(s.iteration); },
+    }, { resume: 'never' });
+    assert.equal(r.iterations, 5);
+    const steps = RunLog.read(path.join(dir, 'log.jsonl')).filter((s) => s.kind === 'step');
+    const measured = steps.filter((s) => s.spread !== undefined);
+    assert.deepEqual(measured.map((s) => s.iteration), [1, 3, 5], 'measured on the steps that start at iterations 0, 2 and 4');
+    assert.deepEqual(seen, [1, 3, 5]);
+    for (const s of measured) {
+      const [spread, rank, cos] = [s.spread as number, s.effectiveRank as number, s.meanCosine as number];
+      assert.ok(spread > 0 && spread < 2, `spread ${spread}`);
+      assert.ok(rank >= 1 && rank <= 32, `effective rank ${rank} within [1, min(batch, width)]`);
+      assert.ok(cos >= -1 && cos <= 1, `mean cosine ${cos}`);
+    }
+    assert.ok(r.plots.some((p) => p.endsWith('collapse.png')) && fs.existsSync(path.join(dir, 'collapse.png')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
