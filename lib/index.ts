@@ -28,6 +28,8 @@ export * as data from './data';
 export { loadIdxImages, loadIdxLabels, listImageFiles, listClassFolder, decodeImage, openDataset, DataLoader, normalizeImages, toNormalizedTensor, IMAGENET_MEAN, IMAGENET_STD, defaultNormalization } from './data';
 export * as nn from './nn';
 export * from './extrema';
+export * as serve from './serve';
+export { Encoder, ClosedError, QueueFullError, TimeoutError, InputError, type EncoderOptions, type EmbedRequestOptions, type EncoderStats } from './serve';
 export { loadPth, stateDictFromPth, flattenStateDict, PthError, type LoadPthOptions, type PthCheckpoint, type StateDictOptions } from './io/pth';
 export * as optim from './optim';
 export { AdamW, paramGroupsForDecay, scaledLr, warmupCosine, cosine, clipGradNorm, GradScaler, type AdamWOptions, type AdamWStateDict, type ParamGroup, type GradScalerOptions, type GradScalerState } from './optim';

@@ -147,6 +147,8 @@ export interface DecodeOptions {
    * torchvision's PIL-based loader sees).
    */
   autoOrient?: boolean;
+  /** Refuse images with more pixels than this, from the header, before decoding (default: sharp's 268M). */
+  maxPixels?: number;
 }
 
 /** ITU-R 601-2 luma, L = R*299/1000 + G*587/1000 + B*114/1000 rounded (PIL's convert('L') formula). */
@@ -179,14 +181,15 @@ export function grayToRgb(gray: Uint8Array): Uint8Array {
  * cropped like an in-memory array. A file that cannot be decoded (missing,
  * truncated, not an image) rejects with an Error naming the file.
  */
-export async function decodeImage(file: string, options: DecodeOptions = {}): Promise<RawImage> {
+export async function decodeImage(file: string | Uint8Array, options: DecodeOptions = {}): Promise<RawImage> {
   const channels = options.channels ?? 3;
   if (channels !== 1 && channels !== 3) throw new RangeError(`Expected 1 or 3 channels but received ${String(channels)}`);
+  const what = typeof file === 'string' ? file : `(${file.length} bytes)`;
   let data: Uint8Array;
   let width: number;
   let height: number;
   try {
-    const out = await sharp(file, { autoOrient: options.autoOrient ?? false })
+    const out = await sharp(file, { autoOrient: options.autoOrient ?? false, ...(options.maxPixels === undefined ? {} : { limitInputPixels: options.maxPixels }) })
       .flatten({ background: { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
@@ -196,7 +199,7 @@ export async function decodeImage(file: string, options: DecodeOptions = {}): Pr
     width = out.info.width;
     height = out.info.height;
   } catch (e) {
-    throw new Error(`Cannot decode image ${file}: ${(e as Error).message}`, { cause: e });
+    throw new Error(`Cannot decode image ${what}: ${(e as Error).message}`, { cause: e });
   }
   if (channels === 1) data = rgbToGray(data);
   if (options.size !== undefined) {

@@ -1,0 +1,377 @@
+// A trained encoder for a Node service: embed() takes one encoded image and
+// resolves with its features. The model lives in a worker thread (./worker),
+// so a forward pass never blocks the event loop; the main thread only queues
+// requests and groups them into micro-batches: a batch leaves when it is full
+// (maxBatch) or when its oldest request has waited maxWaitMs, whichever comes
+// first, and only one batch is in the worker at a time, so while the model is
+// busy the next batch fills up instead of piling into the worker's inbox,
+// where it could no longer be cancelled.
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+export interface EncoderOptions {
+  /** An ExtreMA checkpoint: this project's .safetensors or the authors' .pth. */
+  checkpoint: string;
+  /** The teacher (default, what `extrema embed` uses) or the student encoder. */
+  which?: 'teacher' | 'student';
+  /** Attention heads of a .pth model (default width / 64). */
+  heads?: number;
+  /** Where the model runs (default 'cpu'). */
+  device?: string;
+  /** Most images per forward pass (default 32). */
+  maxBatch?: number;
+  /** Longest a request waits for its batch to fill (default 5 ms). */
+  maxWaitMs?: number;
+  /** Requests that may wait for a batch; beyond this embed() rejects with QueueFullError (default 256). */
+  queueLimit?: number;
+  /** Default per-request deadline from the call to embed() (default 30000 ms). */
+  timeoutMs?: number;
+  /** libtorch intra-op threads (default: libtorch's own choice). */
+  threads?: number;
+  /** Largest image accepted, in pixels, checked from its header before decoding (default 40e6). */
+  maxPixels?: number;
+  /** L2-normalise every feature vector (default false: the features `extrema embed` writes). */
+  normalize?: boolean;
+}
+
+export interface EmbedRequestOptions {
+  signal?: AbortSignal;
+  /** This request's deadline (default: the encoder's timeoutMs). */
+  timeoutMs?: number;
+}
+
+export interface EncoderStats {
+  /** Requests waiting for a batch. */
+  queued: number;
+  /** Requests in the batch the worker is processing. */
+  inFlight: number;
+  /** Batches sent to the worker. */
+  batches: number;
+  /** Requests accepted by embed() (not counting those refused at once). */
+  requests: number;
+  /** batchSizes[k]: batches of k requests. */
+  batchSizes: number[];
+  meanBatchSize: number;
+  /** Time the worker spent in forward passes, over all batches and for the longest one. */
+  computeMs: number;
+  maxComputeMs: number;
+}
+
+/** The encoder was closed (or its worker stopped) before the request finished. */
+export class ClosedError extends Error {
+  override name = 'ClosedError';
+}
+
+/** queueLimit requests are already waiting; try again after retryAfterMs. */
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+  constructor(message: string, readonly retryAfterMs: number) {
+    super(message);
+  }
+}
+
+/** The request did not finish within its timeout. */
+export class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+/** The image could not be decoded or preprocessed; the message says why. */
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+/** @internal the worker protocol */
+export type BatchItem =
+  | { kind: 'encoded'; bytes: Uint8Array }
+  | { kind: 'pixels'; bytes: Uint8Array; height: number; width: number; channels: 1 | 3 };
+
+/** @internal */
+export interface WorkerInit {
+  checkpoint: string;
+  which: 'teacher' | 'student';
+  heads?: number;
+  device: string;
+  threads?: number;
+  maxPixels: number;
+  normalize: boolean;
+}
+
+/** @internal */
+export type ToWorker = { type: 'batch'; id: number; items: BatchItem[] } | { type: 'close' };
+
+/** @internal */
+export type FromWorker =
+  | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number }
+  | { type: 'fatal'; message: string }
+  | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; errors: (string | null)[]; computeMs: number }
+  | { type: 'failed'; id: number; message: string };
+
+interface Request {
+  item: BatchItem;
+  resolve(v: Float32Array): void;
+  reject(e: unknown): void;
+  /** Clears the timer and the abort listener; false once the request is settled. */
+  settle(): boolean;
+}
+
+function positive(v: number | undefined, fallback: number, name: string, integer: boolean): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
+    throw new TypeError(`Expected a positive ${integer ? 'integer' : 'number'} for "${name}" but received ${String(v)}`);
+  }
+  return v;
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
+}
+
+const WORKER = path.join(__dirname, 'worker.js');
+
+export class Encoder {
+  /** Feature width (the encoder's embedDim). */
+  readonly width: number;
+  /** Side of the square model input, in pixels. */
+  readonly size: number;
+  readonly channels: number;
+  /** The one-off first forward pass, in ms. */
+  readonly warmupMs: number;
+
+  private readonly queue: Request[] = [];
+  private inFlight: Request[] | null = null;
+  private batchId = 0;
+  private sentAt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private closing = false;
+  private drainWaiters: (() => void)[] = [];
+  private readonly exited: Promise<void>;
+  private readonly counts = { batches: 0, requests: 0, computeMs: 0, maxComputeMs: 0, sizes: [] as number[] };
+  /** Smoothed wall time of a batch round trip, for QueueFullError.retryAfterMs. */
+  private batchMs: number;
+
+  private constructor(
+    private readonly worker: Worker,
+    ready: Extract<FromWorker, { type: 'ready' }>,
+    private readonly o: Required<Pick<EncoderOptions, 'maxBatch' | 'maxWaitMs' | 'queueLimit' | 'timeoutMs' | 'maxPixels'>>,
+  ) {
+    this.width = ready.width;
+    this.size = ready.size;
+    this.channels = ready.channels;
+    this.warmupMs = ready.warmupMs;
+    this.batchMs = ready.warmupMs + o.maxWaitMs;
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    worker.on('message', (m: FromWorker) => this.onMessage(m));
+    worker.on('error', (e) => this.stop(new ClosedError(`The encoder's worker failed: ${e.message}`, { cause: e })));
+    worker.once('exit', (code) => this.stop(new ClosedError(`The encoder's worker stopped (exit code ${code})`)));
+  }
+
+  /** Starts the worker, loads the checkpoint there and runs one warm-up batch. */
+  static async open(options: EncoderOptions): Promise<Encoder> {
+    if (typeof options?.checkpoint !== 'string' || options.checkpoint === '') throw new TypeError('Expected a checkpoint path in "checkpoint"');
+    const which = options.which ?? 'teacher';
+    if (which !== 'teacher' && which !== 'student') throw new TypeError(`Expected "teacher" or "student" for "which" but received ${String(which)}`);
+    const o = {
+      maxBatch: positive(options.maxBatch, 32, 'maxBatch', true),
+      maxWaitMs: options.maxWaitMs === 0 ? 0 : positive(options.maxWaitMs, 5, 'maxWaitMs', false),
+      queueLimit: positive(options.queueLimit, 256, 'queueLimit', true),
+      timeoutMs: positive(options.timeoutMs, 30_000, 'timeoutMs', false),
+      maxPixels: positive(options.maxPixels, 40e6, 'maxPixels', true),
+    };
+    const init: WorkerInit = {
+      checkpoint: path.resolve(options.checkpoint), which, device: options.device ?? 'cpu', maxPixels: o.maxPixels, normalize: options.normalize ?? false,
+      ...(options.heads !== undefined ? { heads: positive(options.heads, 0, 'heads', true) } : {}),
+      ...(options.threads !== undefined ? { threads: positive(options.threads, 0, 'threads', true) } : {}),
+    };
+    const worker = new Worker(WORKER, { workerData: init });
+    const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
+      const what = `Cannot open the encoder ${options.checkpoint}`;
+      const detach = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      const fail = (e: Error) => {
+        detach();
+        void worker.terminate();
+        reject(e);
+      };
+      const onMessage = (m: FromWorker) => {
+        if (m.type !== 'ready') return fail(new Error(`${what}: ${m.type === 'fatal' || m.type === 'failed' ? m.message : m.type}`));
+        detach();
+        resolve(m);
+      };
+      const onError = (e: Error) => fail(new Error(`${what}: ${e.message}`, { cause: e }));
+      const onExit = (code: number) => fail(new Error(`${what}: its worker exited (code ${code}) before it was ready`));
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+    });
+    return new Encoder(worker, ready, o);
+  }
+
+  /** Features of one encoded image (JPEG, PNG, WebP, ...), preprocessed as `extrema embed` reads an image file. */
+  embed(image: Uint8Array, options: EmbedRequestOptions = {}): Promise<Float32Array> {
+    if (!(image instanceof Uint8Array)) return Promise.reject(new TypeError(`Expected the image as a Uint8Array or Buffer but received ${Object.prototype.toString.call(image)}`));
+    if (image.length === 0) return this.refuse(new InputError('The image is empty (0 bytes)'), options);
+    // A copy of our own: the caller may reuse its buffer, and ours can be transferred to the worker.
+    return this.enqueue({ kind: 'encoded', bytes: new Uint8Array(image) }, options);
+  }
+
+  /** Features of raw height x width x channels uint8 pixels (row-major, channels 1 or 3), resized and cropped like an image file. */
+  embedPixels(pixels: Uint8Array, height: number, width: number, channels: 1 | 3, options: EmbedRequestOptions = {}): Promise<Float32Array> {
+    if (!(pixels instanceof Uint8Array)) return Promise.reject(new TypeError(`Expected pixels as a Uint8Array but received ${Object.prototype.toString.call(pixels)}`));
+    for (const [v, name] of [[height, 'height'], [width, 'width']] as const) {
+      if (!Number.isInteger(v) || v < 1) return this.refuse(new InputError(`Expected a positive integer ${name} but received ${String(v)}`), options);
+    }
+    if (channels !== 1 && channels !== 3) return this.refuse(new InputError(`Expected 1 or 3 channels but received ${String(channels)}`), options);
+    if (height * width > this.o.maxPixels) return this.refuse(new InputError(`The image has ${height} x ${width} pixels, more than the limit of ${this.o.maxPixels}`), options);
+    if (pixels.length !== height * width * channels) {
+      return this.refuse(new InputError(`Expected ${height * width * channels} bytes for a ${height} x ${width} x ${channels} image but received ${pixels.length}`), options);
+    }
+    return this.enqueue({ kind: 'pixels', bytes: new Uint8Array(pixels), height, width, channels }, options);
+  }
+
+  stats(): EncoderStats {
+    const c = this.counts;
+    const sizes = Array.from({ length: Math.max(c.sizes.length, 1) }, (_, k) => c.sizes[k] ?? 0);
+    const sent = sizes.reduce((s, n, k) => s + n * k, 0);
+    return {
+      queued: this.queue.length, inFlight: this.inFlight?.length ?? 0, batches: c.batches, requests: c.requests,
+      batchSizes: sizes, meanBatchSize: c.batches === 0 ? 0 : sent / c.batches, computeMs: c.computeMs, maxComputeMs: c.maxComputeMs,
+    };
+  }
+
+  /**
+   * Stops the encoder. drain (default true): requests already queued are
+   * still answered first; false: they reject with ClosedError, as does the
+   * batch in the worker. Either way later embed() calls reject with
+   * ClosedError, and the promise resolves once the worker has exited. Like
+   * a listening server, an open encoder keeps the process alive until closed.
+   */
+  async close(options: { drain?: boolean } = {}): Promise<void> {
+    const first = !this.closing;
+    this.closing = true;
+    if (first) {
+      if (options.drain ?? true) {
+        this.flush();
+        await new Promise<void>((resolve) => {
+          this.drainWaiters.push(resolve);
+          this.checkDrained();
+        });
+        this.worker.postMessage({ type: 'close' } satisfies ToWorker);
+      } else {
+        this.stop(new ClosedError('The encoder was closed before this request finished'));
+      }
+    }
+    await this.exited;
+  }
+
+  private refuse(error: Error, options: EmbedRequestOptions): Promise<Float32Array> {
+    if (this.closing) return Promise.reject(new ClosedError('The encoder is closed'));
+    if (options.signal?.aborted) return Promise.reject(abortReason(options.signal));
+    return Promise.reject(error);
+  }
+
+  private enqueue(item: BatchItem, options: EmbedRequestOptions): Promise<Float32Array> {
+    if (this.closing) return Promise.reject(new ClosedError('The encoder is closed'));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    if (this.queue.length >= this.o.queueLimit) {
+      const retryAfterMs = Math.ceil(this.batchMs * Math.ceil((this.queue.length + 1) / this.o.maxBatch));
+      return Promise.reject(new QueueFullError(`${this.queue.length} requests are already waiting (queueLimit); retry in about ${retryAfterMs} ms`, retryAfterMs));
+    }
+    let timeoutMs: number;
+    try {
+      timeoutMs = positive(options.timeoutMs, this.o.timeoutMs, 'timeoutMs', false);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.counts.requests++;
+    return new Promise<Float32Array>((resolve, reject) => {
+      let done = false;
+      const drop = (error: unknown) => {
+        if (!req.settle()) return;
+        // Not yet sent: leave the queue, so it takes no place in a batch.
+        const at = this.queue.indexOf(req);
+        if (at >= 0) this.queue.splice(at, 1);
+        reject(error);
+        this.checkDrained();
+      };
+      const onAbort = () => drop(abortReason(signal!));
+      const timer = setTimeout(() => drop(new TimeoutError(`The request did not finish within ${timeoutMs} ms`)), timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const req: Request = {
+        item, resolve, reject,
+        settle: () => {
+          if (done) return false;
+          done = true;
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          return true;
+        },
+      };
+      this.queue.push(req);
+      if (this.queue.length >= this.o.maxBatch) this.flush();
+      else if (this.timer === null && this.inFlight === null) this.timer = setTimeout(() => this.flush(), this.o.maxWaitMs);
+    });
+  }
+
+  /** Sends the next batch if the worker is free. */
+  private flush(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.inFlight !== null || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.o.maxBatch);
+    this.inFlight = batch;
+    this.counts.batches++;
+    this.counts.sizes[batch.length] = (this.counts.sizes[batch.length] ?? 0) + 1;
+    const items = batch.map((r) => r.item);
+    const id = ++this.batchId;
+    this.sentAt = performance.now();
+    this.worker.postMessage({ type: 'batch', id, items } satisfies ToWorker, items.map((it) => it.bytes.buffer as ArrayBuffer));
+  }
+
+  private onMessage(m: FromWorker): void {
+    if ((m.type !== 'result' && m.type !== 'failed') || this.inFlight === null || m.id !== this.batchId) return;
+    const batch = this.inFlight;
+    this.inFlight = null;
+    this.batchMs = 0.8 * this.batchMs + 0.2 * (performance.now() - this.sentAt);
+    if (m.type === 'failed') {
+      for (const r of batch) if (r.settle()) r.reject(new Error(`The encoder failed on a batch: ${m.message}`));
+    } else {
+      this.counts.computeMs += m.computeMs;
+      this.counts.maxComputeMs = Math.max(this.counts.maxComputeMs, m.computeMs);
+      let row = 0;
+      batch.forEach((r, i) => {
+        const error = m.errors[i];
+        const features = error === null ? m.features.slice(row * this.width, ++row * this.width) : null;
+        // A request that timed out or was aborted in flight has settled already; its row is dropped.
+        if (!r.settle()) return;
+        if (features !== null) r.resolve(features);
+        else r.reject(new InputError(error ?? 'The image could not be read'));
+      });
+    }
+    this.checkDrained();
+    // Requests that arrived while the worker was busy have already waited for a whole batch; send them now.
+    this.flush();
+  }
+
+  private checkDrained(): void {
+    if (!this.closing || this.queue.length > 0 || this.inFlight !== null) return;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  /** Rejects everything pending and ends the worker (close without drain, or a worker that died). */
+  private stop(error: Error): void {
+    this.closing = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const pending = [...(this.inFlight ?? []), ...this.queue.splice(0)];
+    this.inFlight = null;
+    for (const r of pending) if (r.settle()) r.reject(error);
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+    void this.worker.terminate();
+  }
+}

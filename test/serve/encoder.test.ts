@@ -1,0 +1,255 @@
+// The serving Encoder: features equal to `extrema embed`'s, micro-batching,
+// an event loop that stays free while the worker computes, and the error
+// paths a service meets (full queue, abort, timeout, bad bodies, close).
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+import sharp from 'sharp';
+import { ExtremaModel, saveCheckpoint, type ExtremaConfigInput } from '../../lib/extrema';
+import { embedToFile } from '../../lib/eval/embed';
+import { loadSafetensors } from '../../lib/io/safetensors';
+import { ClosedError, Encoder, InputError, QueueFullError, TimeoutError } from '../../lib/serve';
+import { tmpDir } from '../helpers/oracle';
+
+const TINY: ExtremaConfigInput = {
+  encoder: { imgSize: 16, patchSize: 4, inChans: 3, embedDim: 16, depth: 1, numHeads: 2, classAttentionLayers: 1 },
+  projectorHiddenDim: 8, projectorDim: 8, predictorHiddenDim: 8, maskRatio: 0.5,
+};
+
+const dir = tmpDir('extrema-serve-');
+process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+
+function checkpoint(name: string, config: ExtremaConfigInput, seed: number): string {
+  const file = path.join(dir, `${name}.safetensors`);
+  const model = new ExtremaModel(config, { seed });
+  try {
+    saveCheckpoint(file, model);
+  } finally {
+    model.dispose();
+  }
+  return file;
+}
+
+/** Deterministic noise pixels, so every image differs. */
+function noise(h: number, w: number, seed: number): Buffer {
+  const b = Buffer.alloc(h * w * 3);
+  let s = seed * 2654435761 >>> 0;
+  for (let i = 0; i < b.length; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    b[i] = s >>> 24;
+  }
+  return b;
+}
+
+async function encodeImage(h: number, w: number, seed: number, format: 'png' | 'jpeg' | 'webp'): Promise<Buffer> {
+  const img = sharp(noise(h, w, seed), { raw: { width: w, height: h, channels: 3 } });
+  return format === 'png' ? img.png().toBuffer() : format === 'jpeg' ? img.jpeg({ quality: 90 }).toBuffer() : img.webp({ quality: 90 }).toBuffer();
+}
+
+/** A PNG whose header claims width x height pixels (a decompression bomb's header). */
+function pngHeader(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, no interlace
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+const tiny = checkpoint('tiny', TINY, 3);
+
+test('features of 20 concurrent requests equal what embedToFile writes for the same files, in fewer batches than requests', async (t) => {
+  const imgs = path.join(dir, 'imgs');
+  fs.mkdirSync(imgs);
+  const formats = ['png', 'jpeg', 'webp'] as const;
+  const files: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    // Sizes around and above the model's 16 px exercise resize and crop (both orientations) and the no-op path.
+    const [h, w] = [[16, 16], [20, 31], [37, 18], [16, 40]][i % 4]!;
+    const format = formats[i % 3]!;
+    const file = path.join(imgs, `${String(i).padStart(2, '0')}.${format === 'jpeg' ? 'jpg' : format}`);
+    fs.writeFileSync(file, await encodeImage(h, w, i + 1, format));
+    files.push(file);
+  }
+  const out = path.join(dir, 'features.safetensors');
+  await embedToFile({ checkpoint: tiny, images: imgs, out, batchSize: 7 });
+  const { tensors } = loadSafetensors(out);
+  const expected = tensors.get('features')!.toTypedArray<'float32'>();
+  for (const t of tensors.values()) t.dispose();
+
+  const encoder = await Encoder.open({ checkpoint: tiny, maxBatch: 8, maxWaitMs: 20 });
+  try {
+    assert.equal(encoder.width, 16);
+    const got = await Promise.all(files.map((f) => encoder.embed(fs.readFileSync(f))));
+    let worst = 0;
+    got.forEach((row, i) => {
+      assert.ok(row instanceof Float32Array && row.length === 16, `row ${i} is 16 floats`);
+      for (let j = 0; j < 16; j++) worst = Math.max(worst, Math.abs(row[j]! - expected[i * 16 + j]!));
+    });
+    t.diagnostic(`largest difference from embedToFile: ${worst}; batch sizes ${JSON.stringify(encoder.stats().batchSizes)}`);
+    // Batches are composed differently from embedToFile's, so values agree to float rounding only.
+    assert.ok(worst <= 1e-6, `largest difference from embedToFile is ${worst}`);
+    const s = encoder.stats();
+    assert.equal(s.requests, 20);
+    assert.ok(s.batches < s.requests && s.batches >= 3, `20 requests in ${s.batches} batches (sizes ${JSON.stringify(s.batchSizes)})`);
+    assert.equal(s.queued + s.inFlight, 0);
+  } finally {
+    await encoder.close();
+  }
+  // normalize: true gives the same rows scaled to unit length.
+  const unit = await Encoder.open({ checkpoint: tiny, normalize: true });
+  try {
+    const row = await unit.embed(fs.readFileSync(files[1]!));
+    const e = expected.subarray(16, 32);
+    const n = Math.hypot(...e);
+    for (let j = 0; j < 16; j++) assert.ok(Math.abs(row[j]! - e[j]! / n) < 1e-6);
+  } finally {
+    await unit.close();
+  }
+});
+
+test('the event loop stays responsive while the worker computes a burst', async (t) => {
+  // Big enough that one batch takes tens to hundreds of ms on a small CPU, so
+  // running the model on the main thread would stall the timer by that much.
+  const heavy = checkpoint('heavy', {
+    encoder: { imgSize: 48, patchSize: 4, inChans: 3, embedDim: 96, depth: 5, numHeads: 3, classAttentionLayers: 1 },
+    projectorHiddenDim: 16, projectorDim: 16, predictorHiddenDim: 16, maskRatio: 0.5,
+  }, 5);
+  const encoder = await Encoder.open({ checkpoint: heavy, maxBatch: 32, maxWaitMs: 5 });
+  try {
+    const body = await encodeImage(64, 80, 9, 'png');
+    let last = performance.now();
+    let worst = 0;
+    const tick = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last - 5);
+      last = now;
+    }, 5);
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 128 }, () => encoder.embed(body)));
+    const wall = performance.now() - started;
+    clearInterval(tick);
+    const s = encoder.stats();
+    t.diagnostic(`128 requests in ${wall.toFixed(0)} ms, ${s.batches} batches, forward passes ${s.computeMs.toFixed(0)} ms (longest ${s.maxComputeMs.toFixed(0)} ms), worst timer lateness ${worst.toFixed(1)} ms`);
+    // The main thread only copies bytes and settles promises (well under 1 ms a
+    // batch); on a 2-core machine shared with other work, scheduling and GC
+    // still delay a timer by up to a few tens of ms, hence 100 ms, not 10.
+    assert.ok(worst < 100, `a 5 ms timer was up to ${worst.toFixed(1)} ms late`);
+  } finally {
+    await encoder.close();
+  }
+});
+
+test('a full queue refuses at once with a retry hint; an abort before dispatch drops only that request', async () => {
+  const body = await encodeImage(20, 20, 1, 'png');
+  const encoder = await Encoder.open({ checkpoint: tiny, maxBatch: 2, maxWaitMs: 5, queueLimit: 3 });
+  try {
+    const accepted = Array.from({ length: 5 }, () => encoder.embed(body)); // 2 sent at once, 3 waiting
+    assert.equal(encoder.stats().queued, 3);
+    let refused: unknown;
+    await encoder.embed(body).catch((e: unknown) => { refused = e; });
+    assert.ok(refused instanceof QueueFullError, String(refused));
+    assert.ok(refused.retryAfterMs > 0);
+    assert.equal(encoder.stats().queued, 3, 'the refusal came before any queued request was served');
+    assert.equal((await Promise.all(accepted)).length, 5);
+  } finally {
+    await encoder.close();
+  }
+
+  const slow = await Encoder.open({ checkpoint: tiny, maxBatch: 8, maxWaitMs: 100 });
+  try {
+    const ac = new AbortController();
+    const cancelled = slow.embed(body, { signal: ac.signal });
+    const kept = [slow.embed(body), slow.embed(body)];
+    ac.abort();
+    await assert.rejects(cancelled, { name: 'AbortError' });
+    const reason = new Error('client went away');
+    const ac2 = new AbortController();
+    const custom = slow.embed(body, { signal: ac2.signal });
+    ac2.abort(reason);
+    await assert.rejects(custom, (e) => e === reason);
+    await assert.rejects(slow.embed(body, { signal: AbortSignal.abort() }), { name: 'AbortError' });
+    assert.equal((await Promise.all(kept)).length, 2);
+    assert.deepEqual(slow.stats().batchSizes, [0, 0, 1], 'one batch, of the two requests left');
+  } finally {
+    await slow.close();
+  }
+});
+
+test('timeouts, bad bodies and decompression bombs reject only their own request', async () => {
+  const good = await encodeImage(24, 20, 2, 'jpeg');
+  const encoder = await Encoder.open({ checkpoint: tiny, maxBatch: 8, maxWaitMs: 50 });
+  try {
+    await assert.rejects(encoder.embed(good, { timeoutMs: 1 }), (e) => e instanceof TimeoutError && /within 1 ms/.test(e.message));
+    const alone = await encoder.embed(good);
+    const truncated = good.subarray(0, Math.floor(good.length / 2));
+    const [bad, empty, ok] = await Promise.allSettled([encoder.embed(truncated), encoder.embed(Buffer.alloc(0)), encoder.embed(good)]);
+    assert.ok(bad.status === 'rejected' && bad.reason instanceof InputError && /Cannot decode image \(\d+ bytes\)/.test(bad.reason.message), String((bad as PromiseRejectedResult).reason));
+    assert.ok(empty.status === 'rejected' && empty.reason instanceof InputError && /empty \(0 bytes\)/.test(empty.reason.message));
+    assert.ok(ok.status === 'fulfilled');
+    assert.deepEqual(ok.value, alone, 'the good image of the batch is unaffected');
+    await assert.rejects(encoder.embed(Buffer.from('not an image at all')), InputError);
+
+    const rss = process.memoryUsage().rss;
+    const started = performance.now();
+    const [bomb, fine] = await Promise.allSettled([encoder.embed(pngHeader(100_000, 100_000)), encoder.embed(good)]);
+    const ms = performance.now() - started;
+    assert.ok(bomb.status === 'rejected' && bomb.reason instanceof InputError && /pixel limit/.test(bomb.reason.message), String((bomb as PromiseRejectedResult).reason));
+    assert.ok(fine.status === 'fulfilled');
+    assert.ok(ms < 2000, `refused in ${ms.toFixed(0)} ms`);
+    assert.ok(process.memoryUsage().rss - rss < 200e6, 'the 30 GB image was never allocated');
+
+    await assert.rejects(encoder.embedPixels(new Uint8Array(10), 2, 2, 3), /Expected 12 bytes/);
+    const px = noise(20, 24, 4);
+    const raw = await encoder.embedPixels(px, 20, 24, 3);
+    const png = await encoder.embed(await sharp(px, { raw: { width: 24, height: 20, channels: 3 } }).png().toBuffer());
+    assert.deepEqual(raw, png, 'raw pixels give the features of the same pixels as a PNG');
+  } finally {
+    await encoder.close();
+  }
+});
+
+test('close drains queued requests, or rejects them with ClosedError; later calls reject', async () => {
+  const body = await encodeImage(16, 16, 3, 'png');
+  const drained = await Encoder.open({ checkpoint: tiny, maxBatch: 8, maxWaitMs: 10_000 });
+  const queued = [drained.embed(body), drained.embed(body), drained.embed(body)];
+  const started = performance.now();
+  await drained.close();
+  assert.ok(performance.now() - started < 5000, 'close sends the waiting batch at once, not after maxWaitMs');
+  assert.equal((await Promise.all(queued)).length, 3);
+  await assert.rejects(drained.embed(body), ClosedError);
+
+  const dropped = await Encoder.open({ checkpoint: tiny, maxBatch: 8, maxWaitMs: 10_000 });
+  const lost = Promise.allSettled([dropped.embed(body), dropped.embed(body)]);
+  await dropped.close({ drain: false });
+  for (const r of await lost) assert.ok(r.status === 'rejected' && r.reason instanceof ClosedError, String((r as PromiseRejectedResult).reason));
+  await assert.rejects(dropped.embed(body), ClosedError);
+  await dropped.close(); // a second close is harmless
+});
+
+test('a process that opens, uses and closes an encoder exits on its own (no worker left running)', () => {
+  const lib = path.resolve(__dirname, '..', '..', 'lib', 'serve');
+  const program = `
+    const { Encoder } = require(${JSON.stringify(lib)});
+    (async () => {
+      const e = await Encoder.open({ checkpoint: ${JSON.stringify(tiny)} });
+      const px = new Uint8Array(16 * 16 * 3).fill(7);
+      const f = await e.embedPixels(px, 16, 16, 3);
+      await e.close();
+      console.log('features ' + f.length);
+    })().catch((err) => { console.error(err); process.exit(2); });`;
+  const r = spawnSync(process.execPath, ['-e', program], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, null, `still running after 60 s (killed by ${r.signal}): ${r.stderr}`);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^features 16$/m);
+});
