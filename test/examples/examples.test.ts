@@ -60,3 +60,20 @@ test('examples/pretrain.ts trains and writes a checkpoint; examples/finetune.ts 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('examples/service.ts serves features over HTTP from a worker: same answer for concurrent requests, 400 for a non-image', async () => {
+  const dir = tmpDir();
+  try {
+    const { ExtremaModel, saveCheckpoint } = await import('../../lib/extrema');
+    const model = new ExtremaModel({ encoder: { imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 1, numHeads: 2 }, projectorHiddenDim: 32, projectorDim: 16, predictorHiddenDim: 32 }, { seed: 1 });
+    const ckpt = path.join(dir, 'tiny.safetensors');
+    saveCheckpoint(ckpt, model);
+    model.dispose();
+    const image = path.join(dir, 'x.png');
+    await sharp(Buffer.alloc(40 * 30, 90), { raw: { width: 40, height: 30, channels: 1 } }).png().toFile(image);
+    const out = runExample('service', [ckpt], { EXTREMA_EXAMPLE_SELFTEST: image });
+    assert.match(out, /features: 32 numbers, norm 1\.0000, identical for the 3 requests: true; a non-image got 400; batches: \d+/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
