@@ -84,28 +84,36 @@ export async function packDataset(data: ImageDataset, out: string, options: Pack
   const inFlight = new Map<number, Promise<Uint8Array | Error>>();
   const start = (i: number) => inFlight.set(i, data.read(i).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
   for (let i = 0; i < Math.min(workers, data.count); i++) start(i);
-  for (let i = 0; i < data.count; i++) {
-    const item = await inFlight.get(i)!;
-    inFlight.delete(i);
-    if (i + workers < data.count) start(i + workers);
-    if (item instanceof Error) {
-      if (options.strict ?? true) {
-        await Promise.allSettled(inFlight.values());
-        throw new Error(`Stopped packing at item ${i} of ${data.count} (${data.name(i)}): ${item.message} (pass --skip-bad to leave such images out)`, { cause: item });
-      }
-      skipped.push(data.name(i));
-      options.onSkip?.(data.name(i), item);
-    } else {
-      if (item.length !== itemBytes) throw new Error(`Expected ${itemBytes} bytes for item ${data.name(i)} but the reader returned ${item.length}`);
-      buffer.set(item, filled * itemBytes);
-      filled++;
-      if (data.labels !== null) labels.push(data.labels[i] as number);
-      if (filled === perShard) flush(); // written synchronously: the buffer is free again
-
-    }
-    options.onProgress?.(i + 1, data.count);
+  try {
+    await packItems();
+  } catch (e) {
+    // a pack that stopped leaves nothing behind: the folder can be used again as it was
+    for (const s of shards) fs.rmSync(path.join(out, s.file), { force: true });
+    throw e;
   }
-  flush();
+  async function packItems(): Promise<void> {
+    for (let i = 0; i < data.count; i++) {
+      const item = await inFlight.get(i)!;
+      inFlight.delete(i);
+      if (i + workers < data.count) start(i + workers);
+      if (item instanceof Error) {
+        if (options.strict ?? true) {
+          await Promise.allSettled(inFlight.values());
+          throw new Error(`Stopped packing at item ${i} of ${data.count} (${data.name(i)}): ${item.message} (pass --skip-bad to leave such images out)`, { cause: item });
+        }
+        skipped.push(data.name(i));
+        options.onSkip?.(data.name(i), item);
+      } else {
+        if (item.length !== itemBytes) throw new Error(`Expected ${itemBytes} bytes for item ${data.name(i)} but the reader returned ${item.length}`);
+        buffer.set(item, filled * itemBytes);
+        filled++;
+        if (data.labels !== null) labels.push(data.labels[i] as number);
+        if (filled === perShard) flush(); // written synchronously: the buffer is free again
+      }
+      options.onProgress?.(i + 1, data.count);
+    }
+    flush();
+  }
   const count = shards.reduce((s, x) => s + x.items, 0);
   if (count === 0) throw new Error(`Nothing to pack: every one of the ${data.count} items of ${data.path} failed to decode`);
   if (data.labels !== null) writeFileAtomic(path.join(out, 'labels.i32'), new Uint8Array(Int32Array.from(labels).buffer));
