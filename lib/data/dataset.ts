@@ -11,6 +11,7 @@ import { IMAGE_EXTENSIONS, decodeImage, grayToRgb, isImageFile, listClassFolder,
 import { checkChannels, resizeShorterAndCenterCrop } from './preprocess';
 import { intInRange, positiveInt } from '../checks';
 import { isPack, openPack } from './shards';
+import { checkIndex, limited } from './items';
 
 export type DatasetSpec =
   | string
@@ -62,13 +63,6 @@ export function defaultLabelsFile(imagesFile: string): string | null {
 
 const plural = (n: number, word: string, many = `${word}s`) => `${n} ${n === 1 ? word : many}`;
 
-function checkIndex(i: number, count: number): void {
-  if (!Number.isInteger(i) || i < 0 || i >= count) throw new RangeError(`Expected an item index in [0, ${count}) but received ${String(i)}`);
-}
-
-function limited(stored: number, limit: number | undefined): number {
-  return limit === undefined || limit === 0 ? stored : Math.min(stored, limit);
-}
 
 function idxDataset(file: string, labelsOption: string | null | undefined, o: DatasetOptions, size: number): ImageDataset {
   const { images, count: stored, height, width } = loadIdxImages(file);

@@ -14,6 +14,7 @@ import { writeFileAtomic } from '../io/fs';
 import { checkChannels, resizeShorterAndCenterCrop } from './preprocess';
 import { grayToRgb } from './image-folder';
 import type { ImageDataset } from './dataset';
+import { checkIndex, limited } from './items';
 
 export const PACK_INDEX = 'index.json';
 const FORMAT = 'extrema-pack';
@@ -185,7 +186,7 @@ function statOrNull(p: string): fs.Stats | null {
  */
 export function openPack(dir: string, o: { size: number; channels?: 1 | 3; limit?: number }): ImageDataset {
   const index = readPackIndex(dir);
-  const count = o.limit === undefined || o.limit === 0 ? index.count : Math.min(index.count, o.limit);
+  const count = limited(index.count, o.limit);
   const channels = checkChannels(o.channels ?? index.channels);
   if (channels === 1 && index.channels === 3) throw new Error(`Pack ${dir} holds 3-channel images; it cannot be read as 1 channel (pack it again with --channels 1)`);
   const itemBytes = index.size * index.size * index.channels;
@@ -220,7 +221,7 @@ export function openPack(dir: string, o: { size: number; channels?: 1 | 3; limit
     kind: 'pack', path: dir, count, size: o.size, channels, labels, classes: index.classes, files: null,
     describe: `pack ${dir}: ${count} images, ${index.size} x ${index.size}, ${index.channels} channel${index.channels === 1 ? '' : 's'}${channels !== index.channels ? ' (read as 3)' : ''}${o.size !== index.size ? ` (read at ${o.size})` : ''}${labels ? ', labelled' : ''}`,
     async read(i) {
-      if (!Number.isInteger(i) || i < 0 || i >= count) throw new RangeError(`Expected an item index in [0, ${count}) but received ${String(i)}`);
+      checkIndex(i, count);
       const [shard, k] = locate(i);
       const bytes = new Uint8Array(itemBytes);
       const bytesRead = await files.read(shard, bytes, k * itemBytes);

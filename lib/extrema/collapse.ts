@@ -42,7 +42,8 @@ export function collapseStats(targets: Tensor, features: Tensor): Tensor {
     const z = normalize(targets.to('float32'), 2, 1);
     const d = z.shape[1]!;
     const spread = z.std(0, false, 0).mean().mul(Math.sqrt(d));
-    const centred = features.to('float32').sub(features.to('float32').mean(0, true));
+    const f = features.to('float32');
+    const centred = f.sub(f.mean(0, true));
     const s = aten.linalg_svdvals(centred);
     const p = s.div(s.sum().clamp(1e-12, null));
     const entropy = p.mul(p.clamp(1e-12, null).log()).sum().neg();

@@ -8,6 +8,7 @@
 // where it could no longer be cancelled.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { nonNegativeFinite, positiveFinite, positiveInt } from '../checks';
 
 export interface EncoderOptions {
   /** An ExtreMA checkpoint: this project's .safetensors or the authors' .pth. */
@@ -114,12 +115,9 @@ interface Request {
   settle(): boolean;
 }
 
-function positive(v: number | undefined, fallback: number, name: string, integer: boolean): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-    throw new TypeError(`Expected a positive ${integer ? 'integer' : 'number'} for "${name}" but received ${String(v)}`);
-  }
-  return v;
+/** An option's value, or its default when absent (the library's checks: TypeError for a non-number, RangeError out of range). */
+function option(v: unknown, fallback: number, name: string, check: (value: unknown, name: string) => number): number {
+  return v === undefined ? fallback : check(v, `"${name}"`);
 }
 
 function abortReason(signal: AbortSignal): unknown {
@@ -171,16 +169,16 @@ export class Encoder {
     const which = options.which ?? 'teacher';
     if (which !== 'teacher' && which !== 'student') throw new TypeError(`Expected "teacher" or "student" for "which" but received ${String(which)}`);
     const o = {
-      maxBatch: positive(options.maxBatch, 32, 'maxBatch', true),
-      maxWaitMs: options.maxWaitMs === 0 ? 0 : positive(options.maxWaitMs, 5, 'maxWaitMs', false),
-      queueLimit: positive(options.queueLimit, 256, 'queueLimit', true),
-      timeoutMs: positive(options.timeoutMs, 30_000, 'timeoutMs', false),
-      maxPixels: positive(options.maxPixels, 40e6, 'maxPixels', true),
+      maxBatch: option(options.maxBatch, 32, 'maxBatch', positiveInt),
+      maxWaitMs: option(options.maxWaitMs, 5, 'maxWaitMs', nonNegativeFinite),
+      queueLimit: option(options.queueLimit, 256, 'queueLimit', positiveInt),
+      timeoutMs: option(options.timeoutMs, 30_000, 'timeoutMs', positiveFinite),
+      maxPixels: option(options.maxPixels, 40e6, 'maxPixels', positiveInt),
     };
     const init: WorkerInit = {
       checkpoint: path.resolve(options.checkpoint), which, device: options.device ?? 'cpu', maxPixels: o.maxPixels, normalize: options.normalize ?? false,
-      ...(options.heads !== undefined ? { heads: positive(options.heads, 0, 'heads', true) } : {}),
-      ...(options.threads !== undefined ? { threads: positive(options.threads, 0, 'threads', true) } : {}),
+      ...(options.heads !== undefined ? { heads: positiveInt(options.heads, '"heads"') } : {}),
+      ...(options.threads !== undefined ? { threads: positiveInt(options.threads, '"threads"') } : {}),
     };
     const worker = new Worker(WORKER, { workerData: init });
     const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
@@ -282,7 +280,7 @@ export class Encoder {
     }
     let timeoutMs: number;
     try {
-      timeoutMs = positive(options.timeoutMs, this.o.timeoutMs, 'timeoutMs', false);
+      timeoutMs = option(options.timeoutMs, this.o.timeoutMs, 'timeoutMs', positiveFinite);
     } catch (e) {
       return Promise.reject(e);
     }

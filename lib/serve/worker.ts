@@ -10,6 +10,7 @@ import { loadEncoder } from '../extrema/checkpoint';
 import { setNumThreads } from '../runtime/device-runtime';
 import { assertDevice } from '../tensor/device';
 import { scope } from '../tensor/scope';
+import { normalize } from '../tensor/functional';
 import type { BatchItem, FromWorker, ToWorker, WorkerInit } from './encoder';
 
 const init = workerData as WorkerInit;
@@ -36,8 +37,9 @@ function main(): void {
   const forward = (pixels: Uint8Array, n: number): Float32Array<ArrayBuffer> => noGrad(() => scope(() => {
     const x = toNormalizedTensor(pixels, n, size, size, channels, norm.mean, norm.std, device);
     const { instance } = encoder.encode(x);
+    const rows = init.normalize ? normalize(instance, 2, 1) : instance;
     // A copy we own, so its buffer can be transferred back.
-    return new Float32Array(instance.to({ device: 'cpu', dtype: 'float32' }).toTypedArray<'float32'>());
+    return new Float32Array(rows.to({ device: 'cpu', dtype: 'float32' }).toTypedArray<'float32'>());
   }));
 
   // The first forward pass allocates and picks kernels; pay for it before serving.
@@ -60,16 +62,6 @@ function main(): void {
     }
   }
 
-  function l2normalize(rows: Float32Array): void {
-    for (let r = 0; r < rows.length; r += width) {
-      let ss = 0;
-      for (let i = r; i < r + width; i++) ss += rows[i]! * rows[i]!;
-      // torch.nn.functional.normalize's eps, so a zero row stays zero.
-      const scale = 1 / Math.max(Math.sqrt(ss), 1e-12);
-      for (let i = r; i < r + width; i++) rows[i]! *= scale;
-    }
-  }
-
   async function serve(id: number, items: BatchItem[]): Promise<FromWorker> {
     const decoded = await Promise.allSettled(items.map(decode));
     const errors: (string | null)[] = decoded.map((d) => d.status === 'fulfilled' ? null
@@ -84,7 +76,6 @@ function main(): void {
       const start = performance.now();
       features = forward(packed, good.length);
       computeMs = performance.now() - start;
-      if (init.normalize) l2normalize(features);
     }
     return { type: 'result', id, features, errors, computeMs };
   }
