@@ -29,7 +29,7 @@ export { loadIdxImages, loadIdxLabels, listImageFiles, listClassFolder, decodeIm
 export * as nn from './nn';
 export * from './extrema';
 export * as serve from './serve';
-export { Encoder, ClosedError, QueueFullError, TimeoutError, InputError, type EncoderOptions, type EmbedRequestOptions, type EncoderStats } from './serve';
+export { Encoder, ClosedError, QueueFullError, TimeoutError, InputError, NotAClassifierError, type EncoderOptions, type EmbedRequestOptions, type ClassifyRequestOptions, type Classification, type EncoderStats } from './serve';
 export { loadPth, stateDictFromPth, flattenStateDict, PthError, type LoadPthOptions, type PthCheckpoint, type StateDictOptions } from './io/pth';
 export * as optim from './optim';
 export { AdamW, paramGroupsForDecay, scaledLr, warmupCosine, cosine, clipGradNorm, GradScaler, type AdamWOptions, type AdamWStateDict, type ParamGroup, type GradScalerOptions, type GradScalerState } from './optim';

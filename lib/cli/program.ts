@@ -9,6 +9,7 @@ import { addLinprobeCommand } from './linprobe';
 import { addFinetuneCommand } from './finetune';
 import { addPredictCommand } from './predict';
 import { addPackCommand } from './pack';
+import { addServeCommand } from './serve';
 
 export function buildProgram(): Command {
   const program = new Command('extrema')
@@ -21,5 +22,6 @@ export function buildProgram(): Command {
   addFinetuneCommand(program);
   addPredictCommand(program);
   addPackCommand(program);
+  addServeCommand(program);
   return program;
 }

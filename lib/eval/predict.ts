@@ -169,7 +169,7 @@ export async function predictToFile(o: PredictFileOptions): Promise<PredictFileR
 }
 
 /** The {mean, std} a fine-tuning run may store under "normalization"; {} when absent. */
-function storedNormalization(file: string, text: string | undefined): { mean?: number[]; std?: number[] } {
+export function storedNormalization(file: string, text: string | undefined): { mean?: number[]; std?: number[] } {
   if (text === undefined) return {};
   let v: unknown;
   try {

@@ -1,5 +1,6 @@
 // A trained encoder for a Node service: embed() takes one encoded image and
-// resolves with its features. The model lives in a worker thread (./worker),
+// resolves with its features; opened on a fine-tuned classifier, classify()
+// also resolves with its top classes. The model lives in a worker thread (./worker),
 // so a forward pass never blocks the event loop; the main thread only queues
 // requests and groups them into micro-batches: a batch leaves when it is full
 // (maxBatch) or when its oldest request has waited maxWaitMs, whichever comes
@@ -11,9 +12,13 @@ import { Worker } from 'node:worker_threads';
 import { nonNegativeFinite, positiveFinite, positiveInt } from '../checks';
 
 export interface EncoderOptions {
-  /** An ExtreMA checkpoint: this project's .safetensors or the authors' .pth. */
+  /**
+   * An ExtreMA checkpoint (this project's .safetensors or the authors' .pth),
+   * or a fine-tuned classifier written by `extrema finetune`, which can also
+   * classify; its features are the pooled ones before the head.
+   */
   checkpoint: string;
-  /** The teacher (default, what `extrema embed` uses) or the student encoder. */
+  /** The teacher (default, what `extrema embed` uses) or the student encoder; ignored for a classifier. */
   which?: 'teacher' | 'student';
   /** Attention heads of a .pth model (default width / 64). */
   heads?: number;
@@ -39,6 +44,21 @@ export interface EmbedRequestOptions {
   signal?: AbortSignal;
   /** This request's deadline (default: the encoder's timeoutMs). */
   timeoutMs?: number;
+}
+
+export interface ClassifyRequestOptions extends EmbedRequestOptions {
+  /** Classes to return, best first (default 5, at most the number of classes). */
+  topK?: number;
+}
+
+/** One class of a classify() answer. */
+export interface Classification {
+  /** The class name stored with the checkpoint, or the class index when it has none. */
+  label: string | number;
+  /** The class index (the head's output). */
+  index: number;
+  /** Softmax probability, as `extrema predict` reports it. */
+  probability: number;
 }
 
 export interface EncoderStats {
@@ -81,10 +101,16 @@ export class InputError extends Error {
   override name = 'InputError';
 }
 
-/** @internal the worker protocol */
-export type BatchItem =
+/** classify() on an encoder opened from a pretraining checkpoint, which has no classifier head. */
+export class NotAClassifierError extends Error {
+  override name = 'NotAClassifierError';
+}
+
+/** @internal the worker protocol; topK present: classify, absent: embed */
+export type BatchItem = (
   | { kind: 'encoded'; bytes: Uint8Array }
-  | { kind: 'pixels'; bytes: Uint8Array; height: number; width: number; channels: 1 | 3 };
+  | { kind: 'pixels'; bytes: Uint8Array; height: number; width: number; channels: 1 | 3 }
+) & { topK?: number };
 
 /** @internal */
 export interface WorkerInit {
@@ -102,14 +128,15 @@ export type ToWorker = { type: 'batch'; id: number; items: BatchItem[] } | { typ
 
 /** @internal */
 export type FromWorker =
-  | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number }
+  | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number; classifier: { classes: string[] | null; numClasses: number } | null }
   | { type: 'fatal'; message: string }
-  | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; errors: (string | null)[]; computeMs: number }
+  // features: the rows of the embedded items, packed in order; top: each classified item's classes
+  | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; errors: (string | null)[]; top: (Classification[] | null)[]; computeMs: number }
   | { type: 'failed'; id: number; message: string };
 
 interface Request {
   item: BatchItem;
-  resolve(v: Float32Array): void;
+  resolve(v: Float32Array | Classification[]): void;
   reject(e: unknown): void;
   /** Clears the timer and the abort listener; false once the request is settled. */
   settle(): boolean;
@@ -134,6 +161,12 @@ export class Encoder {
   readonly channels: number;
   /** The one-off first forward pass, in ms. */
   readonly warmupMs: number;
+  /** 'classifier' for a fine-tuned classifier checkpoint (classify() works), else 'encoder'. */
+  readonly kind: 'encoder' | 'classifier';
+  /** A classifier's outputs, or null for an encoder. */
+  readonly numClasses: number | null;
+  /** A classifier's class names in label order, or null (an encoder, or a classifier saved without names). */
+  readonly classes: readonly string[] | null;
 
   private readonly queue: Request[] = [];
   private inFlight: Request[] | null = null;
@@ -156,6 +189,9 @@ export class Encoder {
     this.size = ready.size;
     this.channels = ready.channels;
     this.warmupMs = ready.warmupMs;
+    this.kind = ready.classifier === null ? 'encoder' : 'classifier';
+    this.numClasses = ready.classifier?.numClasses ?? null;
+    this.classes = ready.classifier?.classes === null || ready.classifier === null ? null : Object.freeze([...ready.classifier.classes]);
     this.batchMs = ready.warmupMs + o.maxWaitMs;
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (m: FromWorker) => this.onMessage(m));
@@ -212,7 +248,38 @@ export class Encoder {
     if (!(image instanceof Uint8Array)) return Promise.reject(new TypeError(`Expected the image as a Uint8Array or Buffer but received ${Object.prototype.toString.call(image)}`));
     if (image.length === 0) return this.refuse(new InputError('The image is empty (0 bytes)'), options);
     // A copy of our own: the caller may reuse its buffer, and ours can be transferred to the worker.
-    return this.enqueue({ kind: 'encoded', bytes: new Uint8Array(image) }, options);
+    return this.enqueue<Float32Array>({ kind: 'encoded', bytes: new Uint8Array(image) }, options);
+  }
+
+  /**
+   * The topK most probable classes of one encoded image, best first, with
+   * the probabilities `extrema predict` gives for the same file. Only for a
+   * classifier checkpoint (kind 'classifier'); an encoder rejects with
+   * NotAClassifierError.
+   */
+  classify(image: Uint8Array, options: ClassifyRequestOptions = {}): Promise<Classification[]> {
+    if (this.numClasses === null) {
+      return Promise.reject(new NotAClassifierError('This checkpoint is a pretrained encoder, not a fine-tuned classifier: it has no classes to predict (open a checkpoint written by `extrema finetune`)'));
+    }
+    let topK: number;
+    try {
+      topK = Math.min(option(options.topK, 5, 'topK', positiveInt), this.numClasses);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (!(image instanceof Uint8Array)) return Promise.reject(new TypeError(`Expected the image as a Uint8Array or Buffer but received ${Object.prototype.toString.call(image)}`));
+    if (image.length === 0) return this.refuse(new InputError('The image is empty (0 bytes)'), options);
+    return this.enqueue<Classification[]>({ kind: 'encoded', bytes: new Uint8Array(image), topK }, options);
+  }
+
+  /** Most images per forward pass (the maxBatch option). */
+  get maxBatch(): number {
+    return this.o.maxBatch;
+  }
+
+  /** True once close() was called or the worker stopped: every later request rejects with ClosedError. */
+  get closed(): boolean {
+    return this.closing;
   }
 
   /** Features of raw height x width x channels uint8 pixels (row-major, channels 1 or 3), resized and cropped like an image file. */
@@ -226,7 +293,7 @@ export class Encoder {
     if (pixels.length !== height * width * channels) {
       return this.refuse(new InputError(`Expected ${height * width * channels} bytes for a ${height} x ${width} x ${channels} image but received ${pixels.length}`), options);
     }
-    return this.enqueue({ kind: 'pixels', bytes: new Uint8Array(pixels), height, width, channels }, options);
+    return this.enqueue<Float32Array>({ kind: 'pixels', bytes: new Uint8Array(pixels), height, width, channels }, options);
   }
 
   stats(): EncoderStats {
@@ -264,13 +331,14 @@ export class Encoder {
     await this.exited;
   }
 
-  private refuse(error: Error, options: EmbedRequestOptions): Promise<Float32Array> {
+  private refuse(error: Error, options: EmbedRequestOptions): Promise<never> {
     if (this.closing) return Promise.reject(new ClosedError('The encoder is closed'));
     if (options.signal?.aborted) return Promise.reject(abortReason(options.signal));
     return Promise.reject(error);
   }
 
-  private enqueue(item: BatchItem, options: EmbedRequestOptions): Promise<Float32Array> {
+  /** T is what the worker answers for this item: features for embed, classes for classify. */
+  private enqueue<T extends Float32Array | Classification[]>(item: BatchItem, options: EmbedRequestOptions): Promise<T> {
     if (this.closing) return Promise.reject(new ClosedError('The encoder is closed'));
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -285,7 +353,7 @@ export class Encoder {
       return Promise.reject(e);
     }
     this.counts.requests++;
-    return new Promise<Float32Array>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       let done = false;
       const drop = (error: unknown) => {
         if (!req.settle()) return;
@@ -299,7 +367,7 @@ export class Encoder {
       const timer = setTimeout(() => drop(new TimeoutError(`The request did not finish within ${timeoutMs} ms`)), timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       const req: Request = {
-        item, resolve, reject,
+        item, resolve: resolve as (v: Float32Array | Classification[]) => void, reject,
         settle: () => {
           if (done) return false;
           done = true;
@@ -344,10 +412,11 @@ export class Encoder {
       let row = 0;
       batch.forEach((r, i) => {
         const error = m.errors[i];
-        const features = error === null ? m.features.slice(row * this.width, ++row * this.width) : null;
+        const embedded = error === null && r.item.topK === undefined;
+        const answer = error !== null ? null : embedded ? m.features.slice(row * this.width, ++row * this.width) : m.top[i] ?? null;
         // A request that timed out or was aborted in flight has settled already; its row is dropped.
         if (!r.settle()) return;
-        if (features !== null) r.resolve(features);
+        if (answer !== null) r.resolve(answer);
         else r.reject(new InputError(error ?? 'The image could not be read'));
       });
     }

@@ -1,17 +1,23 @@
-// The thread that owns an Encoder's model (see ./encoder). It loads the
-// encoder exactly as `extrema embed` does, decodes and preprocesses each
-// batch's images exactly as an image folder is read, and runs the forward
-// pass here, so the main thread's event loop never waits on the model.
+// The thread that owns an Encoder's model (see ./encoder). It loads the model
+// exactly as `extrema embed` (a pretraining checkpoint) or `extrema predict`
+// (a fine-tuned classifier) does, decodes and preprocesses each batch's
+// images exactly as an image folder is read, and runs the forward pass here,
+// so the main thread's event loop never waits on the model.
+import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { noGrad } from '../autograd';
 import { decodeImage, rgbToGray, grayToRgb } from '../data/image-folder';
-import { defaultNormalization, resizeShorterAndCenterCrop, toNormalizedTensor } from '../data/preprocess';
+import type { ImageDataset } from '../data/dataset';
+import { defaultNormalization, resizeShorterAndCenterCrop, toNormalizedTensor, type Normalization } from '../data/preprocess';
 import { loadEncoder } from '../extrema/checkpoint';
+import { CLASSIFIER_FORMAT, loadClassifier } from '../eval/classifier-checkpoint';
+import { predictDataset, storedNormalization } from '../eval/predict';
 import { setNumThreads } from '../runtime/device-runtime';
-import { assertDevice } from '../tensor/device';
+import { assertDevice, type Device } from '../tensor/device';
 import { scope } from '../tensor/scope';
 import { normalize } from '../tensor/functional';
-import type { BatchItem, FromWorker, ToWorker, WorkerInit } from './encoder';
+import type { Tensor } from '../tensor/tensor';
+import type { BatchItem, Classification, FromWorker, ToWorker, WorkerInit } from './encoder';
 
 const init = workerData as WorkerInit;
 const port = parentPort;
@@ -20,31 +26,109 @@ if (port === null) throw new Error('lib/serve/worker is the Encoder\'s worker th
 /** A message for the client: what was wrong with its image, not a stack. */
 class BadInput extends Error {}
 
-function main(): void {
-  if (init.threads !== undefined) setNumThreads(init.threads);
-  const device = assertDevice(init.device, 'device');
-  const { encoder, config } = loadEncoder(init.checkpoint, { numHeads: init.heads, device, which: init.which });
-  const [h, w] = config.encoder.imgSize;
-  const channels = config.encoder.inChans;
+/** What the batch loop needs from either kind of checkpoint. */
+interface Model {
+  size: number;
+  channels: 1 | 3;
+  width: number;
+  norm: Normalization;
+  /** [n, width] features of n normalised images. */
+  features(x: Tensor): Tensor;
+  classifier: { classes: string[] | null; numClasses: number; classify(pixels: Uint8Array[], topK: number): Promise<Classification[][]> } | null;
+  dispose(): void;
+}
+
+/** Whether `file` is a safetensors file that saveClassifier wrote, from its header alone (the weights are read once, by the loader). */
+function isClassifierFile(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const length = Buffer.alloc(8);
+    if (fs.readSync(fd, length, 0, 8, 0) !== 8) return false;
+    const n = length.readBigUInt64LE(0);
+    // A .pth (zip) or a damaged file is not a classifier; the encoder loader then says what it is.
+    if (n > 100_000_000n) return false;
+    const header = Buffer.alloc(Number(n));
+    if (fs.readSync(fd, header, 0, header.length, 8) !== header.length) return false;
+    const meta = (JSON.parse(header.toString('utf8')) as { __metadata__?: { format?: unknown } }).__metadata__;
+    return meta?.format === CLASSIFIER_FORMAT;
+  } catch {
+    return false;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * predictToFile's normalisation: the {mean, std} a fine-tuning run stored
+ * under "normalization", over the default for the channels.
+ */
+function classifierNormalization(file: string, channels: number, text: string | undefined): Normalization {
+  const norm = defaultNormalization(channels);
+  const stored = storedNormalization(file, text);
+  return { mean: stored.mean ?? norm.mean, std: stored.std ?? norm.std };
+}
+
+function squareInput(h: number, w: number, channels: number): { size: number; channels: 1 | 3 } {
   // The same limits as embedToFile, so a model that serves is one that embeds.
   if (h !== w) throw new RangeError(`the encoder serves square model inputs; this model takes ${h}x${w}`);
   if (channels !== 1 && channels !== 3) throw new RangeError(`the encoder reads images with 1 or 3 channels; this model takes ${channels}`);
-  const size = h;
-  const norm = defaultNormalization(channels);
-  const item = size * size * channels;
-  const width = config.encoder.embedDim;
+  return { size: h, channels };
+}
 
-  const forward = (pixels: Uint8Array, n: number): Float32Array<ArrayBuffer> => noGrad(() => scope(() => {
+function openClassifier(device: Device): Model {
+  const { model, classes, metadata, extra } = loadClassifier(init.checkpoint, { device });
+  for (const t of extra.values()) t.dispose();
+  const enc = model.config.encoder;
+  const { size, channels } = squareInput(enc.imgSize[0], enc.imgSize[1], enc.inChans);
+  const norm = classifierNormalization(init.checkpoint, channels, metadata.normalization);
+  return {
+    size, channels, width: enc.embedDim, norm,
+    features: (x) => model.features(x),
+    classifier: {
+      classes, numClasses: model.numClasses,
+      // predictDataset over the batch's preprocessed pixels: the softmax and
+      // top-k of `extrema predict`, not a second copy of them.
+      async classify(pixels, topK) {
+        const data: ImageDataset = {
+          kind: 'files', path: '(request)', count: pixels.length, size, channels, labels: null, classes: null, files: null,
+          describe: `${pixels.length} requested images`, read: async (i) => pixels[i] as Uint8Array, name: (i) => `image ${i} of the batch`,
+        };
+        const preds = await predictDataset(model, data, { topK, batchSize: pixels.length, device, classes, mean: norm.mean, std: norm.std });
+        return preds.map((p) => p.top.map((t) => ({ label: t.name ?? t.class, index: t.class, probability: t.probability })));
+      },
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+function openEncoder(device: Device): Model {
+  const { encoder, config } = loadEncoder(init.checkpoint, { numHeads: init.heads, device, which: init.which });
+  const [h, w] = config.encoder.imgSize;
+  const { size, channels } = squareInput(h, w, config.encoder.inChans);
+  return {
+    size, channels, width: config.encoder.embedDim, norm: defaultNormalization(channels),
+    features: (x) => encoder.encode(x).instance, classifier: null, dispose: () => encoder.dispose(),
+  };
+}
+
+function main(): void {
+  if (init.threads !== undefined) setNumThreads(init.threads);
+  const device = assertDevice(init.device, 'device');
+  const model = isClassifierFile(init.checkpoint) ? openClassifier(device) : openEncoder(device);
+  const { size, channels, norm } = model;
+  const item = size * size * channels;
+
+  const embed = (pixels: Uint8Array, n: number): Float32Array<ArrayBuffer> => noGrad(() => scope(() => {
     const x = toNormalizedTensor(pixels, n, size, size, channels, norm.mean, norm.std, device);
-    const { instance } = encoder.encode(x);
-    const rows = init.normalize ? normalize(instance, 2, 1) : instance;
+    const f = model.features(x);
+    const rows = init.normalize ? normalize(f, 2, 1) : f;
     // A copy we own, so its buffer can be transferred back.
     return new Float32Array(rows.to({ device: 'cpu', dtype: 'float32' }).toTypedArray<'float32'>());
   }));
 
   // The first forward pass allocates and picks kernels; pay for it before serving.
   const warmStart = performance.now();
-  forward(new Uint8Array(item), 1);
+  embed(new Uint8Array(item), 1);
   const warmupMs = performance.now() - warmStart;
 
   async function decode(it: BatchItem): Promise<Uint8Array> {
@@ -56,7 +140,7 @@ function main(): void {
     }
     // the one decoder of `extrema embed`, on bytes, with the pixel limit checked from the header
     try {
-      return (await decodeImage(it.bytes, { channels: channels as 1 | 3, size, maxPixels: init.maxPixels })).data;
+      return (await decodeImage(it.bytes, { channels, size, maxPixels: init.maxPixels })).data;
     } catch (e) {
       throw new BadInput((e as Error).message);
     }
@@ -67,17 +151,30 @@ function main(): void {
     const errors: (string | null)[] = decoded.map((d) => d.status === 'fulfilled' ? null
       : d.reason instanceof BadInput || d.reason instanceof RangeError ? (d.reason as Error).message
         : `Cannot preprocess the image: ${(d.reason as Error)?.message ?? String(d.reason)}`);
-    const good = decoded.flatMap((d) => d.status === 'fulfilled' ? [d.value] : []);
+    const toEmbed: Uint8Array[] = [];
+    const toClassify: { at: number; pixels: Uint8Array; topK: number }[] = [];
+    decoded.forEach((d, at) => {
+      if (d.status !== 'fulfilled') return;
+      const topK = items[at]!.topK;
+      if (topK === undefined) toEmbed.push(d.value);
+      else toClassify.push({ at, pixels: d.value, topK });
+    });
     let features: Float32Array<ArrayBuffer> = new Float32Array(0);
-    let computeMs = 0;
-    if (good.length > 0) {
-      const packed = new Uint8Array(good.length * item);
-      good.forEach((p, i) => packed.set(p, i * item));
-      const start = performance.now();
-      features = forward(packed, good.length);
-      computeMs = performance.now() - start;
+    const top: (Classification[] | null)[] = items.map(() => null);
+    const start = performance.now();
+    if (toEmbed.length > 0) {
+      const packed = new Uint8Array(toEmbed.length * item);
+      toEmbed.forEach((p, i) => packed.set(p, i * item));
+      features = embed(packed, toEmbed.length);
     }
-    return { type: 'result', id, features, errors, computeMs };
+    if (toClassify.length > 0) {
+      if (model.classifier === null) throw new Error('this checkpoint is an encoder, not a classifier');
+      // One pass at the largest k asked for; each request keeps its own first k (top-k is sorted).
+      const k = Math.max(...toClassify.map((c) => c.topK));
+      const rows = await model.classifier.classify(toClassify.map((c) => c.pixels), k);
+      toClassify.forEach((c, i) => { top[c.at] = (rows[i] as Classification[]).slice(0, c.topK); });
+    }
+    return { type: 'result', id, features, errors, top, computeMs: performance.now() - start };
   }
 
   // Batches are handled one at a time, in order; the main thread sends the next only after this one's result.
@@ -85,7 +182,7 @@ function main(): void {
   port!.on('message', (msg: ToWorker) => {
     if (msg.type === 'close') {
       chain = chain.then(() => {
-        encoder.dispose();
+        model.dispose();
         port!.close();
       });
       return;
@@ -100,7 +197,8 @@ function main(): void {
       port!.postMessage(reply, reply.type === 'result' ? [reply.features.buffer] : []);
     });
   });
-  port!.postMessage({ type: 'ready', width, size, channels, warmupMs } satisfies FromWorker);
+  const classifier = model.classifier === null ? null : { classes: model.classifier.classes, numClasses: model.classifier.numClasses };
+  port!.postMessage({ type: 'ready', width: model.width, size, channels, warmupMs, classifier } satisfies FromWorker);
 }
 
 try {
