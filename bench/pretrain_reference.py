@@ -6,6 +6,9 @@ epoch) so the two curves can be compared; `--time-steps N` instead times N
 training steps and reports the median step time and peak RSS.
 
 usage: pretrain_reference.py --out DIR [--epochs 4] [--train-limit 0] [--time-steps 0]
+       [--head-norm layer|batch] [--lr 5e-4] [--warmup-epochs 1] [--momentum-schedule cosine|constant]
+       [--momentum 0.996] [--mask-ratio 0.8] [--num-masks 2] [--patch-size 4] [--predictor-lr-scale 1]
+(the recipe levers of issue 11, named like `extrema pretrain`'s flags; --lr is the base lr at batch 256)
 """
 import argparse
 import gzip
@@ -114,6 +117,15 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--time-steps", type=int, default=0)
+    ap.add_argument("--head-norm", choices=["layer", "batch"], default="layer")
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--warmup-epochs", type=float, default=1)
+    ap.add_argument("--momentum-schedule", choices=["cosine", "constant"], default="cosine")
+    ap.add_argument("--momentum", type=float, default=0.996)
+    ap.add_argument("--mask-ratio", type=float, default=0.8)
+    ap.add_argument("--num-masks", type=int, default=2)
+    ap.add_argument("--patch-size", type=int, default=4)
+    ap.add_argument("--predictor-lr-scale", type=float, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -123,13 +135,18 @@ def main():
     train_labels = torch.from_numpy(read_idx(f"{FMNIST}/train-labels-idx1-ubyte.gz").astype(np.int64))
     test = torch.from_numpy(read_idx(f"{FMNIST}/t10k-images-idx3-ubyte.gz").copy())
     test_labels = torch.from_numpy(read_idx(f"{FMNIST}/t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    if not 0 <= a.warmup_epochs < a.epochs:
+        raise SystemExit(f"--warmup-epochs must be in [0, epochs = {a.epochs})")
+    if 28 % a.patch_size:
+        raise SystemExit(f"--patch-size must divide 28, not {a.patch_size}")
     if a.train_limit:
         train, train_labels = train[: a.train_limit], train_labels[: a.train_limit]
 
     cfg = {
-        "encoder": {"imgSize": [28, 28], "patchSize": 4, "inChans": 1, "embedDim": 192, "depth": 6, "numHeads": 3, "mlpRatio": 4,
+        "encoder": {"imgSize": [28, 28], "patchSize": a.patch_size, "inChans": 1, "embedDim": 192, "depth": 6, "numHeads": 3, "mlpRatio": 4,
                     "classAttentionLayers": 2, "layerScaleInit": 0.1, "pooling": "class-attention"},
         "projectorHiddenDim": 1024, "projectorDim": 256, "projectorLayers": 3, "predictorHiddenDim": 1024, "predictorLayers": 2,
+        "headNorm": a.head_norm,
     }
     model = ref.build(cfg)
     # the authors' init: xavier Linear (bias 0) in the encoders, patch conv as 2-D, cls N(0, .02)
@@ -146,15 +163,19 @@ def main():
         p.requires_grad_(False)
 
     student = list(model.base_encoder.named_parameters()) + [("predictor." + n, p) for n, p in model.predictor.named_parameters()]
-    decay = [p for n, p in student if p.ndim > 1 and not n.endswith(("pos_embed", "cls_token"))]
-    no_decay = [p for n, p in student if not (p.ndim > 1 and not n.endswith(("pos_embed", "cls_token")))]
+    decays = lambda n, p: p.ndim > 1 and not n.endswith(("pos_embed", "cls_token"))
+    # [decay, no decay] x [others, predictor]; the predictor's lr is scaled like the library's predictorLrScale
+    groups = [{"params": [p for n, p in student if decays(n, p) == d and n.startswith("predictor.") == pred], "weight_decay": 0.1 if d else 0.0,
+               "scale": a.predictor_lr_scale if pred else 1.0} for d in (True, False) for pred in (False, True)]
     batch = a.batch_size
-    lr = 5e-4 * batch / 256
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    lr = a.lr * batch / 256
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
     steps_per_epoch = train.shape[0] // batch
     g = torch.Generator().manual_seed(a.seed + 1)
-    n = 196 // 4  # 49 patches
-    keep_n = int(n * 0.2 + 1e-9)
+    n = (28 // a.patch_size) ** 2
+    keep_n = int(n * (1 - a.mask_ratio) + 1e-9)
+    if keep_n < 1 or keep_n * a.num_masks > n:
+        raise SystemExit(f"{a.num_masks} disjoint masks of {keep_n} visible patches do not fit {n} patches")
     log = open(os.path.join(a.out, "log.jsonl"), "w")
 
     def knn():
@@ -162,22 +183,24 @@ def main():
         return acc
 
     def step(x_u8, t):
+        w = a.warmup_epochs
+        now = lr * t / w if t < w else lr * 0.5 * (1 + math.cos(math.pi * (t - w) / (a.epochs - w)))
         for gr in opt.param_groups:
-            gr["lr"] = lr * t if t < 1 else lr * 0.5 * (1 + math.cos(math.pi * (t - 1) / (a.epochs - 1)))
+            gr["lr"] = now * gr["scale"]
         x = x_u8.float().div(255).unsqueeze(1)
         crop = shared_crop(x, g, 28)
         v1 = jitter(crop, g).sub(0.5).div(0.5)
         v2 = jitter(crop, g).sub(0.5).div(0.5)
         perm = torch.rand(x.shape[0], n, generator=g).argsort(1)
-        keep = perm[:, : 2 * keep_n].reshape(x.shape[0], 2, keep_n)
+        keep = perm[:, : a.num_masks * keep_n].reshape(x.shape[0], a.num_masks, keep_n)
         p = model.predictor(model.base_encoder.head(model.base_encoder(v1, keep)[0]))
         with torch.no_grad():
             z = model.momentum_encoder.head(model.momentum_encoder(v2)[0])
-        loss = ref.byol(p, z, 2)
+        loss = ref.byol(p, z, a.num_masks)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        m = 1 - (1 - 0.996) * (1 + math.cos(math.pi * t / a.epochs)) / 2
+        m = a.momentum if a.momentum_schedule == "constant" else 1 - (1 - a.momentum) * (1 + math.cos(math.pi * t / a.epochs)) / 2
         with torch.no_grad():
             torch._foreach_lerp_(list(model.momentum_encoder.parameters()), list(model.base_encoder.parameters()), 1 - m)
         return loss.item()

@@ -131,7 +131,7 @@ export function loadEncoder(file: string, options: LoadEncoderOptions = {}): { e
     for (const [k, v] of ckpt.state) if (k.startsWith(prefix)) sub.set(k.slice(prefix.length), v);
     if (sub.size === 0) throw new CheckpointError(`${file} has no ${prefix}* weights`);
     const cfg = ckpt.config;
-    const enc = sub.has('head.0.weight') ? projector(cfg.encoder.embedDim, cfg.projectorHiddenDim, cfg.projectorDim, cfg.projectorLayers) : undefined;
+    const enc = sub.has('head.0.weight') ? projector(cfg.encoder.embedDim, cfg.projectorHiddenDim, cfg.projectorDim, cfg.projectorLayers, undefined, cfg.headNorm) : undefined;
     const encoder = new VisionTransformer(cfg.encoder, enc === undefined ? {} : { head: enc });
     try {
       if (options.device !== undefined) encoder.to(options.device);
@@ -199,6 +199,8 @@ export function inferConfig(state: Map<string, Tensor>, numHeads?: number): Extr
     projectorLayers: headLinears > 0 ? headLinears : 3,
     predictorHiddenDim: firstPred?.[0] ?? 4096,
     predictorLayers: predLinears > 0 ? predLinears : 2,
+    // The authors' heads hold LayerNorms; running statistics mean BatchNorm heads (this project's option).
+    headNorm: state.has(`${enc}head.1.running_mean`) || state.has('predictor.1.running_mean') ? 'batch' : 'layer',
     // Training settings are not in the weights: the paper's 80% x 1 where it fits the grid.
     maskRatio: visibleCount(patches, 0.8) >= 1 ? 0.8 : 0,
     numMasks: 1,

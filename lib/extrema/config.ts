@@ -2,10 +2,16 @@
 // Everything needed to rebuild a model is here, so a checkpoint carries it.
 import { vitConfig, type VitConfig, type VitConfigInput } from '../nn/vit-config';
 import { describe } from '../tensor/dtype';
-import { positiveInt, positiveFinite, numberInRange } from '../checks';
+import { positiveInt, positiveFinite, numberInRange, oneOf } from '../checks';
 import { checkMasking, type MaskMode } from './masking';
 
 export type ExtremaLoss = 'byol' | 'infonce';
+/** The norm in the projector's and predictor's hidden layers. */
+export type HeadNorm = 'layer' | 'batch';
+export const HEAD_NORMS: readonly HeadNorm[] = ['layer', 'batch'];
+/** How the teacher's EMA momentum moves over training. */
+export type MomentumSchedule = 'cosine' | 'constant';
+export const MOMENTUM_SCHEDULES: readonly MomentumSchedule[] = ['cosine', 'constant'];
 
 export interface ExtremaConfig {
   /** The student's encoder (the teacher is the same without stochastic depth). */
@@ -30,8 +36,22 @@ export interface ExtremaConfig {
   loss: ExtremaLoss;
   /** InfoNCE temperature. Default 0.2. */
   temperature: number;
-  /** Base EMA momentum m0 of the cosine schedule. Default 0.996. */
+  /** Base EMA momentum m0 of the cosine schedule (the whole run's momentum when constant). Default 0.996. */
   momentum: number;
+  /**
+   * 'cosine' (the paper: m0 rising to 1) or 'constant' (m0 throughout, a
+   * deviation: at small scale the teacher then keeps following the student).
+   */
+  momentumSchedule: MomentumSchedule;
+  /**
+   * 'layer' (the authors' LayerNorm heads) or 'batch': BatchNorm1d as in
+   * BYOL's original heads, a deviation from the authors. At small scale the
+   * LayerNorm heads collapse the targets early (issue 11), BatchNorm heads
+   * keep them spread. The teacher's BatchNorms normalise with batch
+   * statistics like BYOL's target network and keep their own running
+   * statistics (the EMA moves parameters only).
+   */
+  headNorm: HeadNorm;
 }
 
 export type ExtremaConfigInput = Partial<Omit<ExtremaConfig, 'encoder'>> & { encoder?: VitConfigInput | VitConfig };
@@ -48,6 +68,8 @@ const DEFAULTS: Omit<ExtremaConfig, 'encoder'> = {
   loss: 'byol',
   temperature: 0.2,
   momentum: 0.996,
+  momentumSchedule: 'cosine',
+  headNorm: 'layer',
 };
 
 export function extremaConfig(input: ExtremaConfigInput = {}): ExtremaConfig {
@@ -61,6 +83,8 @@ export function extremaConfig(input: ExtremaConfigInput = {}): ExtremaConfig {
   if (cfg.loss !== 'byol' && cfg.loss !== 'infonce') throw new TypeError(`Expected "byol" or "infonce" for ExtreMA config "loss" but received ${describe(cfg.loss)}`);
   positiveFinite(cfg.temperature, 'ExtreMA config "temperature"');
   numberInRange(cfg.momentum, 'ExtreMA config "momentum"', 0, 1);
+  oneOf(cfg.momentumSchedule, 'ExtreMA config "momentumSchedule"', MOMENTUM_SCHEDULES);
+  oneOf(cfg.headNorm, 'ExtreMA config "headNorm"', HEAD_NORMS);
   const [h, w] = cfg.encoder.imgSize;
   checkMasking((h / cfg.encoder.patchSize) * (w / cfg.encoder.patchSize), { ratio: cfg.maskRatio, numMasks: cfg.numMasks, mode: cfg.maskMode });
   return cfg;

@@ -70,3 +70,28 @@ export function paramGroupsForDecay(named: readonly (readonly [string, Tensor])[
   });
   return [decay, noDecay];
 }
+
+/**
+ * Splits every group in two, [rest, matching], where `matching(name)` picks
+ * parameters whose lr is multiplied by `lrScale` (e.g. a faster predictor,
+ * as some BYOL variants train it). The other hyperparameters carry over; the
+ * lr ratio holds through setLr(). Groups need names. Empty halves are kept,
+ * so the group layout depends only on the number of input groups.
+ */
+export function scaleLrWhere(groups: readonly ParamGroup[], matching: (name: string) => boolean, lrScale: number): ParamGroup[] {
+  const where = 'scaleLrWhere';
+  if (typeof matching !== 'function') throw new TypeError(`Expected a function for "matching" of ${where} but received ${describe(matching)}`);
+  const scale = nonNegativeFinite(lrScale, `"lrScale" of ${where}`);
+  return groups.flatMap((g, gi) => {
+    if (g.names === undefined) throw new TypeError(`Expected names for the parameters of group ${gi} of ${where}`);
+    const rest: ParamGroup = { ...g, params: [], names: [] };
+    const hit: ParamGroup = { ...g, params: [], names: [], lrScale: (g.lrScale ?? 1) * scale };
+    g.params.forEach((p, i) => {
+      const name = g.names![i]!;
+      const to = matching(name) ? hit : rest;
+      to.params.push(p);
+      to.names!.push(name);
+    });
+    return [rest, hit];
+  });
+}

@@ -10,7 +10,7 @@ import { DataLoader } from '../data/loader';
 import { augmentConfig, type AugmentConfig } from '../data/augment';
 import { defaultNormalization } from '../data/preprocess';
 import { AdamW } from '../optim/adamw';
-import { paramGroupsForDecay } from '../optim/param-groups';
+import { paramGroupsForDecay, scaleLrWhere, type ParamGroup } from '../optim/param-groups';
 import { scaledLr } from '../optim/schedule';
 import { GradScaler } from '../optim/grad-scaler';
 import { Generator } from '../runtime/generator';
@@ -39,6 +39,16 @@ export interface Run extends TrainingState {
   dispose(): void;
 }
 
+/**
+ * The optimizer's groups: [decay, noDecay] (the authors' rule), each split
+ * into [others, predictor] when the predictor's lr is scaled. With scale 1
+ * the two groups stay two, so checkpoints of earlier runs resume.
+ */
+export function pretrainParamGroups(model: ExtremaModel, cfg: Pick<PretrainConfig, 'weightDecay' | 'predictorLrScale'>): ParamGroup[] {
+  const groups = paramGroupsForDecay(model.studentParameters(), { weightDecay: cfg.weightDecay });
+  return cfg.predictorLrScale === 1 ? groups : scaleLrWhere(groups, (name) => name.startsWith('predictor.'), cfg.predictorLrScale);
+}
+
 export function setUpRun(cfg: PretrainConfig, resume: string, say: (line: string) => void): Run {
   fs.mkdirSync(cfg.out, { recursive: true });
   for (const name of removeStaleTempFiles(cfg.out)) say(`removed ${path.join(cfg.out, name)}, left by a write that was killed`);
@@ -62,7 +72,7 @@ export function setUpRun(cfg: PretrainConfig, resume: string, say: (line: string
   try {
     model.to(cfg.device);
     const lr = scaledLr(cfg.baseLr, cfg.batchSize * cfg.accumulate);
-    optimizer = new AdamW(paramGroupsForDecay(model.studentParameters(), { weightDecay: cfg.weightDecay }), { lr, betas: cfg.betas, weightDecay: cfg.weightDecay });
+    optimizer = new AdamW(pretrainParamGroups(model, cfg), { lr, betas: cfg.betas, weightDecay: cfg.weightDecay });
     const scaler = new GradScaler({ enabled: cfg.precision === 'fp16' });
     const generators: Record<string, Generator> = {
       augment: Generator.create(cfg.seed + 1, cfg.device),

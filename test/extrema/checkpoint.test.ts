@@ -102,3 +102,31 @@ test('an authors\' .pth (torch.save, module. prefixes, optimizer, argparse args)
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('BatchNorm heads: a checkpoint round-trips the running statistics and the head norm; the weights alone tell BatchNorm heads apart', () => {
+  const dir = tmpDir();
+  try {
+    const model = new ExtremaModel({ ...CONFIG, headNorm: 'batch' }, { seed: 4 });
+    // one training forward moves the running statistics away from their init
+    et.scope(() => model.forward(et.randn([4, 3, 32, 32]), et.randn([4, 3, 32, 32])));
+    const state = model.stateDict();
+    assert.ok(state.has('momentum_encoder.head.1.running_var') && state.has('predictor.1.num_batches_tracked'));
+    assert.equal(state.get('predictor.1.num_batches_tracked')!.item(), 1);
+    const file = path.join(dir, 'bn.safetensors');
+    saveCheckpoint(file, model);
+    const back = loadCheckpoint(file);
+    assert.equal(back.config.headNorm, 'batch');
+    sameState(model, back);
+    const { encoder } = loadEncoder(file);
+    assert.deepEqual(encoder.stateDict().get('head.4.running_mean')!.toTypedArray(), state.get('momentum_encoder.head.4.running_mean')!.toTypedArray());
+    assert.equal(inferConfig(state, 4).headNorm, 'batch');
+    const plain = new ExtremaModel(CONFIG, { seed: 1 });
+    assert.equal(inferConfig(plain.stateDict(), 4).headNorm, 'layer');
+    plain.dispose();
+    encoder.dispose();
+    back.dispose();
+    model.dispose();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as et from '../../lib';
-import { ExtremaModel, type ExtremaConfigInput } from '../../lib/extrema';
+import { ExtremaModel, momentumAt, type ExtremaConfigInput } from '../../lib/extrema';
+import { pretrainParamGroups } from '../../lib/train/run-setup';
 import type { Tensor } from '../../lib';
 import { runOracle } from '../helpers/oracle';
 import { assertClose, assertCloseToScale } from '../helpers/compare';
@@ -142,6 +143,146 @@ for (const loss of ['byol', 'infonce'] as const) {
     });
   });
 }
+
+test(onTestDevice('ExtreMA step with BatchNorm heads (train mode, batch statistics): loss, targets, gradients and running statistics match PyTorch'), { skip: skipUnlessDeviceAvailable }, () => {
+  et.scope(() => {
+    const { model, g } = pooledModel({}, { headNorm: 'batch' });
+    const student = et.randn([4, 3, 32, 32], { generator: g }).to(TEST_DEVICE);
+    const teacher = et.randn([4, 3, 32, 32], { generator: g }).to(TEST_DEVICE);
+    const visible = model.sampleMasks(4, g).to(TEST_DEVICE);
+    model.to({ device: TEST_DEVICE });
+    // The forward moves the running statistics in place: send PyTorch the state from before it.
+    const before = Object.fromEntries([...model.stateDict()].map(([k, v]) => [`w:${k}`, v.clone()]));
+    assert.ok('w:momentum_encoder.head.1.running_mean' in before && 'w:predictor.1.running_var' in before, 'BatchNorm buffers are in the state dict under torch\'s names');
+    assert.ok(model.training, 'a new model is in train mode');
+    const out = model.forward(student, teacher, { visible });
+    out.loss.backward();
+    const ref = runOracle('extrema_ref.py', { task: 'extrema', config: model.config, device: TEST_DEVICE }, { ...before, student, teacher, visible });
+    assertClose(out.loss.reshape(1).cpu(), ref.get('loss')!, 'loss', TOL);
+    assertClose(out.predictions.cpu(), ref.get('predictions')!, 'predictions', TOL);
+    assertClose(out.targets.cpu(), ref.get('targets')!, 'targets', TOL);
+    for (const [k, p] of model.studentParameters()) {
+      if (isZeroByInvariance(k)) assertNoise(p.grad!, ref.get(`grad:${k}`)!, ref.get(`grad:${k.replace(/bias$/, 'weight')}`)!, `grad ${k}`);
+      else assertCloseToScale(p.grad!.cpu(), ref.get(`grad:${k}`)!, `grad ${k}`, 1e-5);
+    }
+    let buffers = 0;
+    for (const [k, v] of model.stateDict()) {
+      if (!/running_|num_batches/.test(k)) continue;
+      const expected = ref.get(`buffer:${k}`);
+      assert.ok(expected !== undefined, `PyTorch has the buffer ${k}`);
+      if (k.endsWith('num_batches_tracked')) assert.equal(v.item(), expected.item(), k);
+      else assertCloseToScale(v.cpu(), expected, k, 1e-5);
+      buffers++;
+    }
+    // projector: 2 BatchNorms x 2 encoders, predictor: 1; 3 buffers each
+    assert.equal(buffers, 15);
+    for (const p of model.momentum_encoder.parameters()) assert.equal(p.grad, null, 'the teacher gets no gradient');
+    model.dispose();
+  });
+});
+
+test('momentum schedule: constant stays at the base, cosine rises from it to 1', () => {
+  for (const t of [0, 0.3, 2.5, 4]) assert.equal(momentumAt(t, 4, 0.99, 'constant'), 0.99);
+  assert.equal(momentumAt(0, 4, 0.99, 'cosine'), 0.99);
+  assert.equal(momentumAt(4, 4, 0.99), 1, 'cosine is the default');
+  assert.throws(() => momentumAt(1, 4, 0.99, 'linear' as never), /Expected one of cosine, constant for "schedule" of momentumAt but received/);
+});
+
+test(onTestDevice('AdamW with the predictor at 10x lr and a constant EMA momentum: 4 steps follow PyTorch'), { skip: skipUnlessDeviceAvailable }, () => {
+  et.scope(() => {
+    const steps = 4;
+    const cfg = { weightDecay: 0.1, predictorLrScale: 10 };
+    const lrs = [2e-4, 5e-4, 1e-3, 7e-4];
+    const { model, g } = pooledModel({}, { momentumSchedule: 'constant', momentum: 0.9 });
+    const students = et.randn([steps, 4, 3, 32, 32], { generator: g });
+    const teachers = students.add(et.randn([steps, 4, 3, 32, 32], { generator: g }).mul(0.3));
+    const visibles = et.stack(Array.from({ length: steps }, () => model.sampleMasks(4, g)));
+    model.to({ device: TEST_DEVICE });
+    const initial = Object.fromEntries([...model.stateDict()].map(([k, v]) => [`w:${k}`, v.clone()]));
+    const groups = pretrainParamGroups(model, cfg);
+    assert.deepEqual(groups.map((gr) => gr.lrScale ?? 1), [1, 10, 1, 10], '[decay, noDecay] x [others, predictor]');
+    assert.ok(groups[1]!.names!.length > 0 && groups[1]!.names!.every((n) => n.startsWith('predictor.')));
+    assert.equal(pretrainParamGroups(model, { ...cfg, predictorLrScale: 1 }).length, 2, 'scale 1 keeps the two groups of earlier checkpoints');
+    const opt = new et.AdamW(groups, { lr: lrs[0]!, betas: [0.9, 0.95], weightDecay: cfg.weightDecay });
+    const momenta = lrs.map((_, t) => momentumAt(t, steps, model.config.momentum, model.config.momentumSchedule));
+    assert.deepEqual(momenta, [0.9, 0.9, 0.9, 0.9]);
+    const losses: number[] = [];
+    for (let t = 0; t < steps; t++) {
+      et.scope(() => {
+        opt.setLr(lrs[t]!);
+        assert.ok(Math.abs(opt.groups[1]!.lr - 10 * lrs[t]!) < 1e-15, 'setLr keeps the predictor\'s ratio');
+        const out = model.forward(students.select(0, t).to(TEST_DEVICE), teachers.select(0, t).to(TEST_DEVICE), { visible: visibles.select(0, t).to(TEST_DEVICE) });
+        out.loss.backward();
+        losses.push(out.loss.item());
+        opt.step();
+        model.zeroGrad();
+        model.updateTeacher(momenta[t]!);
+      });
+    }
+    const ref = runOracle('extrema_ref.py', { task: 'train_adamw', config: model.config, lrs, momenta, predictor_lr_scale: cfg.predictorLrScale, weight_decay: cfg.weightDecay, betas: [0.9, 0.95], device: TEST_DEVICE },
+      { ...initial, students, teachers, visibles });
+    const expected = Array.from(ref.get('losses')!.toTypedArray<'float32'>());
+    losses.forEach((l, t) => assert.ok(Math.abs(l - expected[t]!) < 2e-5 * Math.max(1, Math.abs(expected[t]!)), `step ${t}: loss ${l} vs PyTorch ${expected[t]}`));
+    // Key biases have a gradient of exactly 0 (see isZeroByInvariance) and Adam
+    // scales the rounding noise both sides hold there up to steps of about lr:
+    // those entries only have to stay within the steps' total lr of each other.
+    const noiseBound = 2 * lrs.reduce((x, y) => x + y, 0);
+    const width = model.config.encoder.embedDim;
+    for (const [k, v] of model.stateDict()) {
+      const e = ref.get(`final:${k}`)!;
+      if (/blocks\.\d+\.attn\.qkv\.bias$/.test(k)) {
+        for (const [lo, what] of [[0, 'q'], [2 * width, 'v']] as const) assertCloseToScale(v.narrow(0, lo, width).cpu(), e.narrow(0, lo, width), `final ${k} (${what})`, 1e-4);
+        assertClose(v.narrow(0, width, width).cpu(), e.narrow(0, width, width), `final ${k} (k: Adam on rounding noise)`, { rtol: 0, atol: noiseBound });
+      } else if (/blocks_token\.\d+\.attn\.k\.bias$/.test(k)) assertClose(v.cpu(), e, `final ${k} (Adam on rounding noise)`, { rtol: 0, atol: noiseBound });
+      else assertCloseToScale(v.cpu(), e, `final ${k}`, 1e-4);
+    }
+    opt.dispose();
+    model.dispose();
+  });
+});
+
+test(onTestDevice('BatchNorm heads, 3 SGD + constant-momentum EMA steps: weights and running statistics follow PyTorch; the teacher keeps its own'), { skip: skipUnlessDeviceAvailable }, () => {
+  et.scope(() => {
+    const steps = 3;
+    const lr = 0.05;
+    const { model, g } = pooledModel({}, { headNorm: 'batch', momentumSchedule: 'constant', momentum: 0.9 });
+    const students = et.randn([steps, 4, 3, 32, 32], { generator: g });
+    const teachers = students.add(et.randn([steps, 4, 3, 32, 32], { generator: g }).mul(0.3));
+    const visibles = et.stack(Array.from({ length: steps }, () => model.sampleMasks(4, g)));
+    model.to({ device: TEST_DEVICE });
+    const initial = Object.fromEntries([...model.stateDict()].map(([k, v]) => [`w:${k}`, v.clone()]));
+    const momenta = Array.from({ length: steps }, (_, t) => momentumAt(t, steps, model.config.momentum, model.config.momentumSchedule));
+    const params = model.studentParameters().map(([, p]) => p);
+    const losses: number[] = [];
+    for (let t = 0; t < steps; t++) {
+      et.scope(() => {
+        const out = model.forward(students.select(0, t).to(TEST_DEVICE), teachers.select(0, t).to(TEST_DEVICE), { visible: visibles.select(0, t).to(TEST_DEVICE) });
+        out.loss.backward();
+        losses.push(out.loss.item());
+        et.noGrad(() => {
+          for (const p of params) {
+            p.sub_(p.grad!, lr);
+            p.grad = null;
+          }
+        });
+        model.updateTeacher(momenta[t]!);
+      });
+    }
+    const ref = runOracle('extrema_ref.py', { task: 'train_sgd', config: model.config, lr, momenta, device: TEST_DEVICE }, { ...initial, students, teachers, visibles });
+    const expected = Array.from(ref.get('losses')!.toTypedArray<'float32'>());
+    losses.forEach((l, t) => assert.ok(Math.abs(l - expected[t]!) < 2e-5 * Math.max(1, Math.abs(expected[t]!)), `step ${t}: loss ${l} vs PyTorch ${expected[t]}`));
+    const state = model.stateDict();
+    for (const [k, v] of state) {
+      const e = ref.get(`final:${k}`)!;
+      if (k.endsWith('num_batches_tracked')) assert.equal(v.item(), e.item(), k);
+      else assertCloseToScale(v.cpu(), e, `final ${k}`, 1e-4);
+    }
+    assert.equal(state.get('momentum_encoder.head.1.num_batches_tracked')!.item(), steps);
+    const gap = state.get('momentum_encoder.head.1.running_mean')!.sub(state.get('base_encoder.head.1.running_mean')!).abs().max().item();
+    assert.ok(gap > 0, 'teacher and student running statistics differ (the EMA leaves buffers alone)');
+    model.dispose();
+  });
+});
 
 test(onTestDevice('position embedding equals the 2-D sin-cos table computed in PyTorch'), { skip: skipUnlessDeviceAvailable }, () => {
   et.scope(() => {

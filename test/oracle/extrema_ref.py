@@ -3,7 +3,7 @@ authors' code (shared/reference/official-implementation.md), not from the
 TypeScript. Used as the oracle by test/extrema/*.test.ts.
 
 usage: extrema_ref.py spec.json in.safetensors out.safetensors
-spec: {"config": {...ExtremaConfig...}, "task": "encoder" | "extrema" | "ca_block" | "posembed",
+spec: {"config": {...ExtremaConfig...}, "task": "encoder" | "extrema" | "ca_block" | "posembed" | "train_sgd" | "train_adamw" | "features",
        "device": "cpu" (default) | "cuda" | "cuda:N"}
 inputs: "w:<state key>" weights, plus task inputs (images, visible, ...).
 """
@@ -113,17 +113,19 @@ def sincos(dim, gh, gw):
     return torch.cat([c.sin(), c.cos(), r.sin(), r.cos()], 1).float().unsqueeze(0)
 
 
-def head(dims):
+def head(dims, norm="layer"):
+    # "layer": the authors' heads; "batch": BYOL's original BatchNorm1d heads
+    # (batch statistics in train mode, running statistics kept as buffers)
     layers = []
     for i in range(len(dims) - 1):
         layers.append(nn.Linear(dims[i], dims[i + 1]))
         if i < len(dims) - 2:
-            layers += [nn.LayerNorm(dims[i + 1]), nn.GELU()]
+            layers += [nn.BatchNorm1d(dims[i + 1]) if norm == "batch" else nn.LayerNorm(dims[i + 1]), nn.GELU()]
     return nn.Sequential(*layers)
 
 
 class Encoder(nn.Module):
-    def __init__(self, e, proj):
+    def __init__(self, e, proj, norm="layer"):
         super().__init__()
         D = e["embedDim"]
         p = e["patchSize"]
@@ -137,7 +139,7 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList([Block(D, e["numHeads"], e["mlpRatio"]) for _ in range(e["depth"])])
         self.blocks_token = nn.ModuleList([CABlock(D, e["numHeads"], e["mlpRatio"], e["layerScaleInit"]) for _ in range(e["classAttentionLayers"])])
         self.norm = nn.LayerNorm(D, eps=1e-6)
-        self.head = head(proj) if proj else nn.Identity()
+        self.head = head(proj, norm) if proj else nn.Identity()
 
     def forward(self, img, keep=None):
         x = self.patch_embed.proj(img).flatten(2).transpose(1, 2) + self.pos_embed
@@ -165,10 +167,11 @@ def build(cfg):
     e = cfg["encoder"]
     proj = [e["embedDim"]] + [cfg["projectorHiddenDim"]] * (cfg["projectorLayers"] - 1) + [cfg["projectorDim"]]
     pred = [cfg["projectorDim"]] + [cfg["predictorHiddenDim"]] * (cfg["predictorLayers"] - 1) + [cfg["projectorDim"]]
+    norm = cfg.get("headNorm", "layer")
     m = nn.Module()
-    m.base_encoder = Encoder(e, proj)
-    m.momentum_encoder = Encoder(e, proj)
-    m.predictor = head(pred)
+    m.base_encoder = Encoder(e, proj, norm)
+    m.momentum_encoder = Encoder(e, proj, norm)
+    m.predictor = head(pred, norm)
     return m
 
 
@@ -236,6 +239,10 @@ def main():
             if k.startswith("momentum_encoder"):
                 continue
             out["grad:" + k] = v.grad if v.grad is not None else torch.zeros_like(v)
+        # the model is in train mode: BatchNorm heads (student and teacher) moved their running statistics
+        for k, v in model.named_buffers():
+            if "running_" in k or "num_batches" in k:
+                out["buffer:" + k] = v
     elif task == "ca_block":
         # one class-attention block on its own: new class token and all gradients
         blk = model.base_encoder.blocks_token[0]
@@ -266,6 +273,41 @@ def main():
                     q -= spec["lr"] * q.grad
                     q.grad = None
                 m = spec["momenta"][t]
+                for a, b in zip(model.momentum_encoder.parameters(), model.base_encoder.parameters()):
+                    a.mul_(m).add_(b, alpha=1 - m)
+            losses.append(loss.detach())
+        out["losses"] = torch.stack(losses)
+        for k, v in model.state_dict().items():
+            out["final:" + k] = v
+    elif task == "train_adamw":
+        # torch.optim.AdamW on the student in groups [decay, no decay] x [others, predictor], the
+        # predictor's lr times spec["predictor_lr_scale"]; lr and EMA momentum per step from the spec
+        for q in model.momentum_encoder.parameters():
+            q.requires_grad_(False)
+        named = [("base_encoder." + n, q) for n, q in model.base_encoder.named_parameters()] + [("predictor." + n, q) for n, q in model.predictor.named_parameters()]
+        named = [(n, q) for n, q in named if q.requires_grad]
+        scale = spec["predictor_lr_scale"]
+        plain = lambda n, q: q.ndim <= 1 or n.endswith(".bias") or n.split(".")[-1] in ("pos_embed", "cls_token")
+        groups = []
+        for decays in (True, False):
+            for pred in (False, True):
+                ps = [q for n, q in named if plain(n, q) != decays and n.startswith("predictor.") == pred]
+                groups.append({"params": ps, "weight_decay": spec["weight_decay"] if decays else 0.0, "scale": scale if pred else 1.0})
+        opt = torch.optim.AdamW(groups, lr=spec["lrs"][0], betas=tuple(spec["betas"]), weight_decay=spec["weight_decay"], foreach=True)
+        losses = []
+        for t in range(x["visibles"].shape[0]):
+            for gr in opt.param_groups:
+                gr["lr"] = spec["lrs"][t] * gr["scale"]
+            keep = x["visibles"][t]
+            p = model.predictor(model.base_encoder.head(model.base_encoder(x["students"][t], keep)[0]))
+            with torch.no_grad():
+                z = model.momentum_encoder.head(model.momentum_encoder(x["teachers"][t])[0])
+            loss = byol(p, z, keep.shape[1])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            m = spec["momenta"][t]
+            with torch.no_grad():
                 for a, b in zip(model.momentum_encoder.parameters(), model.base_encoder.parameters()):
                     a.mul_(m).add_(b, alpha=1 - m)
             losses.append(loss.detach())
