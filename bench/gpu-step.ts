@@ -16,7 +16,8 @@
 // teacher forward only. Elementwise ops, norms, softmax and the optimizer are
 // not counted, so MFU is a lower bound on the work actually done.
 //   node dist/bench/gpu-step.js   (BENCH_DEVICE=cuda, BENCH_MODELS=base,small,
-//   BENCH_BATCHES=128,256, BENCH_STEPS=10, BENCH_PEAK_TFLOPS, BENCH_OUT=<json>)
+//   BENCH_BATCHES=128,256, BENCH_STEPS=10, BENCH_PEAK_TFLOPS, BENCH_OUT=<json>,
+//   BENCH_GRAPH=1 adds the step captured in a CUDA graph)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -25,6 +26,7 @@ import { ExtremaModel, type ExtremaConfig, type ExtremaConfigInput } from '../li
 import { bestPerCall } from './timing';
 import { modelFlops } from './model-flops';
 import { pythonEnv } from '../test/helpers/oracle';
+import { DeviceGraph } from '../lib/runtime/graph';
 
 const device = process.env.BENCH_DEVICE ?? 'cuda';
 const models = (process.env.BENCH_MODELS ?? 'base,small').split(',');
@@ -91,6 +93,60 @@ function ours(encoder: ExtremaConfigInput['encoder'], b: number): { t: Timings; 
   return { t, config };
 }
 
+/**
+ * The same step captured in a device graph (BENCH_GRAPH=1; what --cuda-graph
+ * does in training): lr and momentum in device scalars, masks from the
+ * default generator, 3 warm-up steps on the graph's stream, then replays.
+ * Returns the step time and host time per replay, or the capture's error.
+ */
+function oursGraphed(encoder: ExtremaConfigInput['encoder'], b: number): { step: number; hostIssue: number; peakBytes: number } | { error: string } {
+  const model = new ExtremaModel({ encoder, maskRatio: 0.8, numMasks: 2 }, { seed: 0 }).to({ device });
+  const g = et.Generator.create(0, device);
+  const e = model.config.encoder;
+  const shape = [b, e.inChans, e.imgSize[0], e.imgSize[1]];
+  const student = et.randn(shape, { generator: g, device }).keep();
+  const teacher = et.randn(shape, { generator: g, device }).keep();
+  const opt = new et.AdamW(et.paramGroupsForDecay(model.studentParameters(), { weightDecay: 0.05 }), { lr: 1.5e-4, betas: [0.9, 0.95], weightDecay: 0.05 });
+  opt.useDeviceLr();
+  const momentum = et.tensor([0.996], { dtype: 'float32' }).reshape([]).to(device).keep();
+  const masks = et.Generator.default(device);
+  const step = () => et.scope(() => {
+    const loss = et.autocast(device, 'bfloat16', () => model.forward(student, teacher, { generator: masks }).loss);
+    loss.backward();
+    opt.step();
+    model.zeroGrad();
+    model.updateTeacher(momentum);
+    return loss.detach();
+  });
+  const graph = new DeviceGraph(device);
+  try {
+    for (let i = 0; i < 3; i++) graph.warmUp(step).dispose();
+    const loss = graph.capture(step).keep();
+    et.synchronize(device);
+    et.cuda.resetPeakMemoryStats(device);
+    graph.replay();
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) graph.replay();
+    const hostIssue = (performance.now() - t0) / 1000 / steps;
+    et.synchronize(device);
+    const seconds = (performance.now() - t0) / 1000 / steps;
+    const finite = Number.isFinite(loss.item());
+    loss.dispose();
+    if (!finite) return { error: 'the replayed loss is not finite' };
+    return { step: seconds, hostIssue, peakBytes: et.cuda.memoryStats(device).allocatedBytes.peak };
+  } catch (err) {
+    return { error: (err as Error).message.split('\n')[0]! };
+  } finally {
+    graph.dispose();
+    student.dispose();
+    teacher.dispose();
+    momentum.dispose();
+    opt.dispose();
+    model.dispose();
+    et.cuda.emptyCache(device);
+  }
+}
+
 function theirs(config: ExtremaConfig, b: number): { t: Timings; torch: string; gpu: string } {
   const r = spawnSync(process.env.PYTHON || 'python3', [path.join(__dirname, '..', '..', 'bench', 'gpu_step.py'), JSON.stringify({ config, batch: b, steps, device })], { env: pythonEnv(), encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`python side failed:\n${r.stderr}`);
@@ -121,7 +177,13 @@ void (async () => {
         console.log(`| ${name} ${mine.config.encoder.patchSize}/${mine.config.encoder.imgSize[0]}, ${b} | ${side} | ${ms(t.step)} | ${(b / t.step).toFixed(0)} | ${((flops / t.step / peak) * 100).toFixed(1)}% | ${gib(t.peakBytes)} | ${ms(t.hostIssue)} | ${ms(t.forward)} | ${ms(t.forwardBackward)} | ${ms(t.optimizer)} | ${ms(t.zeroGrad)} | ${ms(t.ema)} |`);
       }
       console.log(`| | ratio extrema/PyTorch | ${(mine.t.step / py.t.step).toFixed(2)}x | | | | | ${(mine.t.forward / py.t.forward).toFixed(2)}x | ${(mine.t.forwardBackward / py.t.forwardBackward).toFixed(2)}x | ${(mine.t.optimizer / py.t.optimizer).toFixed(2)}x | | |`);
-      rows.push({ model: name, batch: b, flopsPerStep: flops, peakFlops: peak, extrema: mine.t, pytorch: py.t, torch: py.torch, gpu: py.gpu });
+      const graphed = process.env.BENCH_GRAPH === '1' ? oursGraphed(encoder, b) : null;
+      if (graphed !== null && 'error' in graphed) console.log(`| | extrema, CUDA graph | capture failed: ${graphed.error} | | | | | | | | | |`);
+      else if (graphed !== null) {
+        console.log(`| | extrema, CUDA graph | ${ms(graphed.step)} | ${(b / graphed.step).toFixed(0)} | ${((flops / graphed.step / peak) * 100).toFixed(1)}% | ${gib(graphed.peakBytes)} | ${ms(graphed.hostIssue)} | | | | | |`);
+        console.log(`| | ratio graph/PyTorch | ${(graphed.step / py.t.step).toFixed(2)}x | | | | | | | | | |`);
+      }
+      rows.push({ model: name, batch: b, flopsPerStep: flops, peakFlops: peak, extrema: mine.t, pytorch: py.t, graphed, torch: py.torch, gpu: py.gpu });
     }
   }
   if (process.env.BENCH_OUT) fs.writeFileSync(process.env.BENCH_OUT, JSON.stringify({ date: new Date().toISOString(), node: process.version, steps, rows }, null, 1));

@@ -96,6 +96,15 @@ export interface NativeBinding {
   autocastExit(device: string, prevEnabled: boolean, prevDtypeCode: number): void;
   autocastState(device: string): [boolean, number];
   versions(): { torch: string; parallel: string; config: string };
+  // device graphs (native/graphs.cc)
+  graphSupported(device: string): boolean;
+  graphCreate(device: string): number;
+  graphEnterStream(id: number): void;
+  graphLeaveStream(id: number): void;
+  graphCaptureBegin(id: number): void;
+  graphCaptureEnd(id: number): void;
+  graphReplay(id: number): void;
+  graphDispose(id: number): void;
 }
 
 function load(): NativeBinding {

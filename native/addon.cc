@@ -21,6 +21,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTensorData(env, exports);
   RegisterAutograd(env, exports);
   RegisterRuntime(env, exports);
+  RegisterGraphs(env, exports);
   return exports;
 }
 

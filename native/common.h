@@ -70,5 +70,6 @@ void RegisterDispatch(Napi::Env env, Napi::Object exports);
 void RegisterTensorData(Napi::Env env, Napi::Object exports);
 void RegisterAutograd(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
+void RegisterGraphs(Napi::Env env, Napi::Object exports);
 
 }  // namespace extrema

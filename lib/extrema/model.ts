@@ -45,11 +45,11 @@ export class ExtremaModel extends Module {
     const cfg = extremaConfig(config);
     this.config = cfg;
     const generator = options.seed === undefined ? undefined : Generator.create(options.seed + 1);
-    const head = () => projector(cfg.encoder.embedDim, cfg.projectorHiddenDim, cfg.projectorDim, cfg.projectorLayers, generator);
+    const head = () => projector(cfg.encoder.embedDim, cfg.projectorHiddenDim, cfg.projectorDim, cfg.projectorLayers, generator, cfg.headNorm);
     this.base_encoder = this.registerModule('base_encoder', new VisionTransformer(cfg.encoder, { head: head(), seed: options.seed }));
     // The teacher starts as an exact copy, without stochastic depth or gradients.
     this.momentum_encoder = this.registerModule('momentum_encoder', new VisionTransformer({ ...cfg.encoder, dropPathRate: 0 }, { head: head(), seed: options.seed }));
-    this.predictor = this.registerModule('predictor', predictor(cfg.projectorDim, cfg.predictorHiddenDim, cfg.predictorLayers, generator));
+    this.predictor = this.registerModule('predictor', predictor(cfg.projectorDim, cfg.predictorHiddenDim, cfg.predictorLayers, generator, cfg.headNorm));
     this.momentum_encoder.loadStateDict(this.base_encoder.stateDict());
     this.momentum_encoder.requiresGrad_(false);
   }
@@ -86,8 +86,12 @@ export class ExtremaModel extends Module {
     });
   }
 
-  /** teacher = m * teacher + (1 - m) * student over all parameters of encoder and projector. */
-  updateTeacher(m: number, options: { fused?: boolean } = {}): void {
+  /**
+   * teacher = m * teacher + (1 - m) * student over all parameters of encoder
+   * and projector. Buffers are not averaged: with BatchNorm heads the teacher
+   * keeps its own running statistics, as BYOL's target network does.
+   */
+  updateTeacher(m: number | Tensor, options: { fused?: boolean } = {}): void {
     emaUpdate(this.momentum_encoder.parameters(), this.base_encoder.parameters(), m, options);
   }
 

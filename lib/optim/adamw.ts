@@ -121,6 +121,8 @@ export class AdamW {
   private state: (ParamState | undefined)[] = [];
   private readonly mode: 'fused' | 'foreach' | 'auto';
   private disposed = false;
+  /** With useDeviceLr(): each group's lr on each of its devices, keyed `${group index}|${device}`. */
+  private deviceLr: Map<string, Tensor> | null = null;
 
   constructor(params: Tensor[] | ParamGroup[], options: AdamWOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options { lr } for AdamW but received ${describe(options)}`);
@@ -211,6 +213,35 @@ export class AdamW {
     for (const p of this.flat) p.grad = null;
   }
 
+  /**
+   * From now on step() reads each group's lr from a tensor on the parameters'
+   * device instead of taking it as a number, so a step captured in a device
+   * graph (lib/runtime/graph.ts) follows the schedule: after setLr(), call
+   * writeDeviceLr() outside the capture, before each step or replay. Needs
+   * the fused kernel for every parameter (the foreach path's bias
+   * corrections are host numbers).
+   */
+  useDeviceLr(): void {
+    this.checkLive();
+    if (this.implementation !== 'fused') throw new Error(`AdamW.useDeviceLr needs the fused kernel for every parameter, but this optimizer runs ${this.implementation}`);
+    if (this.deviceLr !== null) return;
+    this.deviceLr = new Map();
+    this.groups.forEach((g, gi) => {
+      for (const device of new Set(g.params.map((p) => p.device))) {
+        // float32 is what the CUDA kernel reads; on CPU it reads a double, so keep the schedule's value exactly.
+        this.deviceLr!.set(`${gi}|${device}`, aten.zeros([], device === 'cpu' ? 'float64' : 'float32', null, device).keep());
+      }
+    });
+    this.writeDeviceLr();
+  }
+
+  /** Copies each group's lr into its device tensors (a kernel launch each, no host sync); see useDeviceLr(). */
+  writeDeviceLr(): void {
+    this.checkLive();
+    if (this.deviceLr === null) throw new Error('AdamW.writeDeviceLr: call useDeviceLr() first');
+    for (const [key, t] of this.deviceLr) t.fill_(this.groups[Number(key.split('|')[0])]!.lr);
+  }
+
   /** One update of every parameter that has a gradient; the others are skipped (their state does not advance). */
   step(): void {
     this.checkLive();
@@ -240,7 +271,7 @@ export class AdamW {
         for (const b of buckets.values()) {
           internal._foreach_add__Scalar(b.steps, 1);
           for (const st of b.states) st.count += 1;
-          if (b.fused) fusedStep(b, g);
+          if (b.fused) fusedStep(b, g, this.deviceLr?.get(`${this.groups.indexOf(g)}|${b.params[0]!.device}`));
           else foreachStep(b, g);
         }
       }
@@ -344,6 +375,8 @@ export class AdamW {
     this.disposed = true;
     for (const st of this.state) if (st !== undefined) disposeState(st);
     this.state = [];
+    for (const t of this.deviceLr?.values() ?? []) t.dispose();
+    this.deviceLr = null;
   }
 
   [Symbol.dispose](): void {
@@ -380,9 +413,10 @@ function disposeState(st: ParamState): void {
   st.step.dispose();
 }
 
-function fusedStep(b: Bucket, g: AdamWGroup): void {
+function fusedStep(b: Bucket, g: AdamWGroup, lr: Tensor | undefined): void {
   // Steps were incremented already: the kernel reads the new value for its bias corrections.
-  internal._fused_adamw_(b.params, b.grads, b.expAvgs, b.expAvgSqs, [], b.steps, g.lr, g.betas[0], g.betas[1], g.weightDecay, g.eps, false, false);
+  if (lr === undefined) internal._fused_adamw_(b.params, b.grads, b.expAvgs, b.expAvgSqs, [], b.steps, g.lr, g.betas[0], g.betas[1], g.weightDecay, g.eps, false, false);
+  else internal._fused_adamw__tensor_lr(b.params, b.grads, b.expAvgs, b.expAvgSqs, [], b.steps, lr, g.betas[0], g.betas[1], g.weightDecay, g.eps, false, false);
 }
 
 // torch/optim/adam.py _multi_tensor_adam (not capturable, decoupled decay),

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { int, num, probability, choice, text, flag, pair, record, parseConfig, sentence, expected, mergeConfig, type DeepPartial } from '../config';
 import { oneOf, isPlainObject } from '../checks';
 import { describe } from '../tensor/dtype';
-import { extremaConfig, type ExtremaConfig } from '../extrema/config';
+import { extremaConfig, HEAD_NORMS, MOMENTUM_SCHEDULES, type ExtremaConfig, type HeadNorm, type MomentumSchedule } from '../extrema/config';
 import type { MaskMode } from '../extrema/masking';
 import { VIT_PRESETS, INSTANCE_POOLINGS, type VitPreset, type InstancePooling } from '../nn/vit-config';
 import { AUGMENT_SCHEMES, type AugmentScheme } from '../data/augment';
@@ -49,7 +49,9 @@ export const modelInputSchema = record({
   maskMode: choice(tuple<MaskMode>(['disjoint', 'independent'])).optional().describe('disjoint or independent'),
   loss: choice(['byol', 'infonce']).optional().describe('byol or infonce'),
   temperature: num(0, 100, { lowOpen: true }).optional().describe('InfoNCE temperature'),
-  momentum: num(0, 1).optional().describe('base EMA momentum'),
+  momentum: num(0, 1).optional().describe('base EMA momentum (the whole run\'s with a constant schedule)'),
+  momentumSchedule: choice(tuple<MomentumSchedule>(MOMENTUM_SCHEDULES)).optional().describe('teacher momentum: cosine (the paper: base rising to 1) or constant (a deviation)'),
+  headNorm: choice(tuple<HeadNorm>(HEAD_NORMS)).optional().describe('norm in the projector/predictor hidden layers: layer (the authors\') or batch (BYOL\'s original heads, a deviation that keeps small runs from collapsing)'),
 });
 
 /** The model part of a recipe: the fields above, resolved and cross-checked by extremaConfig(). */
@@ -110,12 +112,14 @@ export const pretrainSchema = record({
   accumulate: int(1, 4096).default(1).describe('micro-batches per optimizer step'),
   baseLr: num(0, 10, { lowOpen: true, highOpen: true }).default(1.5e-4).describe('learning rate at batch 256 (scaled by batch/256)'),
   minLr: num(0, 10, { highOpen: true }).default(0).describe('floor of the cosine decay'),
+  predictorLrScale: num(0, 1000, { lowOpen: true }).default(1).describe('the predictor\'s lr is the schedule\'s times this (1: the paper)'),
   weightDecay: num(0, 10).default(0.1).describe('AdamW weight decay'),
   weightDecayEnd: num(0, 10).nullable().default(null).describe('cosine weight decay to this value (null: constant)'),
   betas: pair(num(0, 1, { highOpen: true }), 'two numbers in [0, 1)').default([0.9, 0.95]).describe('AdamW betas'),
   clipGrad: num(0, 1e6, { lowOpen: true }).nullable().default(null).describe('clip the gradient norm (null: no clipping)'),
   precision: choice(PRECISIONS).default('fp32').describe('fp32, bf16 (autocast) or fp16 (autocast + loss scaler, CUDA)'),
   device: text('a device (cpu, cuda, cuda:N)').default('cpu').describe('cpu, cuda, cuda:N'),
+  cudaGraph: flag().default(false).describe('capture the training step in a CUDA graph after 3 warm-up steps and replay it (no per-op host cost; masks then come from the device\'s default generator); not with --accumulate > 1, --clip-grad, fp16 or --weight-decay-end; on cpu the same fixed-tensor step runs eagerly'),
   lossEvery: int(1, 100_000).default(20).describe('steps between reading losses back from a GPU (one host sync each; the log still has every step; the CPU reads each step)'),
   collapseEvery: int(0, 100_000).default(20).describe('steps between collapse measurements of the teacher on the current batch (spread, effective rank, mean cosine; logged, plotted, and a warning below spread 0.5); 0: off'),
   seed: int(0, Number.MAX_SAFE_INTEGER - 3).default(0).describe('seed for init, data order, augmentation and masks'),
@@ -130,6 +134,10 @@ export const pretrainSchema = record({
   if (c.minLr > c.baseLr) expected(ctx, ['minLr'], `a number in [0, baseLr = ${c.baseLr}]`);
   if (c.augment.scale[0] > c.augment.scale[1]) expected(ctx, ['augment', 'scale'], 'two numbers 0 < lo <= hi <= 1');
   if (c.precision === 'fp16' && !c.device.startsWith('cuda')) sentence(ctx, ['precision'], 'fp16 with a dynamic loss scaler is for CUDA; on CPU use "fp32" or "bf16"');
+  if (c.cudaGraph) {
+    const why = c.accumulate !== 1 ? '--accumulate > 1' : c.clipGrad !== null ? '--clip-grad' : c.precision === 'fp16' ? 'fp16 precision' : c.weightDecayEnd !== null ? '--weight-decay-end' : null;
+    if (why !== null) sentence(ctx, ['cudaGraph'], `a captured step cannot use ${why} (each reads a value back to the host or changes a number baked into the graph); drop one of them`);
+  }
 });
 
 export type PretrainConfig = z.output<typeof pretrainSchema>;

@@ -19,6 +19,7 @@ import { writeRunPlots } from './run-plots';
 import { setUpRun, CHECKPOINT_FILE, type Run } from './run-setup';
 import { PendingLosses, addInto } from './loss-readback';
 import { collapseStats, type CollapseStats } from '../extrema/collapse';
+import { StaticPretrainStep } from './graph-step';
 import type { Tensor } from '../tensor/tensor';
 
 export { CHECKPOINT_FILE };
@@ -74,6 +75,7 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
   const losses: number[] = [];
   // On an accelerator the loss is read every cfg.lossEvery steps, so the host queues steps ahead of the GPU.
   const pending = new PendingLosses<StepRecord>(cfg.device === 'cpu' ? 1 : cfg.lossEvery);
+  const graphed = cfg.cudaGraph ? new StaticPretrainStep(run, true, say) : null;
   const report = (read: Array<{ loss: number; extra: number[] | null; record: StepRecord }>) => {
     for (const { loss, extra, record: r } of read) {
       if (!Number.isFinite(loss)) {
@@ -96,27 +98,31 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
       let images = 0;
       for await (const { step, batches } of loader.steps(epoch, epoch === position.epoch ? position.step : 0)) {
         const t = position.iteration / stepsPerEpoch; // fractional epochs
-        optimizer.setLr(warmupCosine(t, { base: run.lr, warmupSteps: cfg.warmupEpochs, totalSteps: cfg.epochs, final: cfg.minLr }));
+        const scheduledLr = warmupCosine(t, { base: run.lr, warmupSteps: cfg.warmupEpochs, totalSteps: cfg.epochs, final: cfg.minLr });
+        optimizer.setLr(scheduledLr);
         if (cfg.weightDecayEnd !== null) optimizer.setWeightDecay(cosine(t, cfg.epochs, cfg.weightDecay, cfg.weightDecayEnd));
+        const momentum = momentumAt(t, cfg.epochs, cfg.model.momentum, cfg.model.momentumSchedule);
         let loss: Tensor | null = null;
         let collapse: Tensor | null = null;
         for await (const batch of batches) {
-          const measure = loss === null && cfg.collapseEvery > 0 && position.iteration % cfg.collapseEvery === 0;
-          const l = backward(run, batch, measure);
+          const measure: boolean = loss === null && cfg.collapseEvery > 0 && position.iteration % cfg.collapseEvery === 0;
+          // the graphed step also takes the optimizer step and the EMA update (one micro-batch a step)
+          const l: { loss: Tensor; collapse: Tensor | null } = graphed === null ? backward(run, batch, measure) : graphedStep(run, graphed, batch, scheduledLr, momentum, measure);
           loss = loss === null ? l.loss : addInto(loss, l.loss);
           collapse ??= l.collapse;
           images += batch.indices.length;
         }
         if (loss === null) continue;
-        if (cfg.clipGrad !== null) {
-          scaler.unscale(optimizer);
-          clipGradNorm(model.studentParameters().map(([, p]) => p), cfg.clipGrad);
+        if (graphed === null) {
+          if (cfg.clipGrad !== null) {
+            scaler.unscale(optimizer);
+            clipGradNorm(model.studentParameters().map(([, p]) => p), cfg.clipGrad);
+          }
+          scaler.step(optimizer);
+          scaler.update();
+          model.zeroGrad();
+          model.updateTeacher(momentum);
         }
-        scaler.step(optimizer);
-        scaler.update();
-        model.zeroGrad();
-        const momentum = momentumAt(t, cfg.epochs, cfg.model.momentum);
-        model.updateTeacher(momentum);
         position = { epoch, step: step + 1, iteration: position.iteration + 1 };
         const lr = optimizer.groups[0]?.lr ?? run.lr;
         pending.push(loss, { epoch, t, step: step + 1, iteration: position.iteration, lr, momentum, images, seconds: (performance.now() - started) / 1000 }, collapse);
@@ -149,6 +155,7 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
     return await finish(run, { iterations: position.iteration, knnBefore, knnAfter, probeBefore, probeAfter, losses }, true, say);
   } finally {
     pending.dispose();
+    graphed?.dispose();
     run.dispose();
   }
 }
@@ -168,6 +175,18 @@ function backward(run: Run, batch: Batch, measure: boolean): { loss: Tensor; col
       const share = cfg.accumulate === 1 ? out.loss : out.loss.div(cfg.accumulate);
       scaler.scale(share).backward();
       return { loss: share.detach(), collapse: measure && out.targets.shape[0]! >= 2 ? collapseStats(out.targets, out.teacherFeatures) : null };
+    });
+  } finally {
+    disposeBatch(batch);
+  }
+}
+
+/** One whole step through the fixed-tensor (graphable) step: augment here, the rest in `step`. */
+function graphedStep(run: Run, step: StaticPretrainStep, batch: Batch, lr: number, momentum: number, measure: boolean): { loss: Tensor; collapse: Tensor | null } {
+  try {
+    return scope(() => {
+      const { student, teacher } = augmentPair(batch.images, run.augment, run.generators.augment, run.generators.augmentHost);
+      return step.step(student, teacher, lr, momentum, measure);
     });
   } finally {
     disposeBatch(batch);

@@ -30,6 +30,16 @@ test('every preset resolves to the values it had before the schema', () => {
     // and collapseEvery: collapse signs every 20 steps
     assert.equal(resolved.collapseEvery, 20, `${name}: collapseEvery`);
     delete resolved.collapseEvery;
+    // and the issue 11 levers, at the paper's values in every preset
+    assert.equal(resolved.predictorLrScale, 1, `${name}: predictorLrScale`);
+    delete resolved.predictorLrScale;
+    assert.equal(resolved.model.headNorm, 'layer', `${name}: model.headNorm`);
+    delete resolved.model.headNorm;
+    assert.equal(resolved.model.momentumSchedule, 'cosine', `${name}: model.momentumSchedule`);
+    delete resolved.model.momentumSchedule;
+    // and --cuda-graph, off everywhere
+    assert.equal(resolved.cudaGraph, false, `${name}: cudaGraph`);
+    delete resolved.cudaGraph;
     assert.deepEqual(resolved, expected, name);
   }
   assert.deepEqual(pretrainConfig(), pretrainConfig({ preset: 'demo' }), 'demo is the default preset');
@@ -150,12 +160,14 @@ test('every recipe flag sets its field', () => {
     [['--accumulate', '2'], 'accumulate', 2],
     [['--base-lr', '1e-3'], 'baseLr', 1e-3],
     [['--min-lr', '1e-6'], 'minLr', 1e-6],
+    [['--predictor-lr-scale', '10'], 'predictorLrScale', 10],
     [['--weight-decay', '0.05'], 'weightDecay', 0.05],
     [['--weight-decay-end', '0.2'], 'weightDecayEnd', 0.2],
     [['--betas', '0.8,0.9'], 'betas', [0.8, 0.9]],
     [['--clip-grad', '3'], 'clipGrad', 3],
     [['--precision', 'bf16'], 'precision', 'bf16'],
     [['--device', 'cuda:1'], 'device', 'cuda:1'],
+    [['--cuda-graph'], 'cudaGraph', true],
     [['--loss-every', '5'], 'lossEvery', 5],
     [['--collapse-every', '0'], 'collapseEvery', 0],
     [['--seed', '5'], 'seed', 5],
@@ -182,11 +194,13 @@ test('every recipe flag sets its field', () => {
     [['--loss', 'infonce'], 'model.loss', 'infonce'],
     [['--temperature', '0.5'], 'model.temperature', 0.5],
     [['--momentum', '0.99'], 'model.momentum', 0.99],
+    [['--momentum-schedule', 'constant'], 'model.momentumSchedule', 'constant'],
     [['--projector-hidden', '64'], 'model.projectorHiddenDim', 64],
     [['--projector-dim', '32'], 'model.projectorDim', 32],
     [['--projector-layers', '2'], 'model.projectorLayers', 2],
     [['--predictor-hidden', '48'], 'model.predictorHiddenDim', 48],
     [['--predictor-layers', '3'], 'model.predictorLayers', 3],
+    [['--head-norm', 'batch'], 'model.headNorm', 'batch'],
     [['--augment', 'crop'], 'augment.scheme', 'crop'],
     [['--crop-scale', '0.3,0.9'], 'augment.scale', [0.3, 0.9]],
     [['--flip-p', '0'], 'augment.flipP', 0],
