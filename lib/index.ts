@@ -21,6 +21,7 @@ export * as aten from './tensor/ops.generated';
 export * as autograd from './autograd';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd';
 export { Generator, manualSeed } from './runtime/generator';
+export { DeviceGraph, graphsSupported } from './runtime/graph';
 export { cuda, synchronize, setNumThreads, getNumThreads, setNumInteropThreads, memory, versions, autocast, isAutocastEnabled } from './runtime/device-runtime';
 export { saveSafetensors, loadSafetensors, serializeSafetensors, parseSafetensors, SafetensorsError, type SafetensorsContent } from './io/safetensors';
 export { writeFileAtomic } from './io/fs';

@@ -1,6 +1,6 @@
 // ExtreMA: masking, heads, objectives, EMA and the model.
 export { ExtremaModel, type ExtremaOutput, type ExtremaStepOptions } from './model';
-export { extremaConfig, type ExtremaConfig, type ExtremaConfigInput, type ExtremaLoss } from './config';
+export { extremaConfig, HEAD_NORMS, MOMENTUM_SCHEDULES, type ExtremaConfig, type ExtremaConfigInput, type ExtremaLoss, type HeadNorm, type MomentumSchedule } from './config';
 export { sampleMasks, checkMasking, visibleCount, type MaskMode, type MaskingOptions } from './masking';
 export { projector, predictor, mlpHead } from './heads';
 export { byolLoss, infoNceLoss } from './loss';
