@@ -44,7 +44,8 @@ export interface Timings {
   step: number; hostIssue: number; forward: number; forwardBackward: number; optimizer: number; zeroGrad: number; ema: number; peakBytes: number;
 }
 
-function ours(encoder: ExtremaConfigInput['encoder'], b: number): { t: Timings; config: ExtremaConfig } {
+/** The model, random views already on the device, and its AdamW: what both timings start from. */
+function setUp(encoder: ExtremaConfigInput['encoder'], b: number) {
   const model = new ExtremaModel({ encoder, maskRatio: 0.8, numMasks: 2 }, { seed: 0 }).to({ device });
   const g = et.Generator.create(0, device);
   const e = model.config.encoder;
@@ -52,6 +53,11 @@ function ours(encoder: ExtremaConfigInput['encoder'], b: number): { t: Timings; 
   const student = et.randn(shape, { generator: g, device }).keep();
   const teacher = et.randn(shape, { generator: g, device }).keep();
   const opt = new et.AdamW(et.paramGroupsForDecay(model.studentParameters(), { weightDecay: 0.05 }), { lr: 1.5e-4, betas: [0.9, 0.95], weightDecay: 0.05 });
+  return { model, g, student, teacher, opt };
+}
+
+function ours(encoder: ExtremaConfigInput['encoder'], b: number): { t: Timings; config: ExtremaConfig } {
+  const { model, g, student, teacher, opt } = setUp(encoder, b);
   const sync = () => et.synchronize(device);
   const forward = () => et.autocast(device, 'bfloat16', () => model.forward(student, teacher, { generator: g }).loss);
   const step = () => {
@@ -100,13 +106,7 @@ function ours(encoder: ExtremaConfigInput['encoder'], b: number): { t: Timings; 
  * Returns the step time and host time per replay, or the capture's error.
  */
 function oursGraphed(encoder: ExtremaConfigInput['encoder'], b: number): { step: number; hostIssue: number; peakBytes: number } | { error: string } {
-  const model = new ExtremaModel({ encoder, maskRatio: 0.8, numMasks: 2 }, { seed: 0 }).to({ device });
-  const g = et.Generator.create(0, device);
-  const e = model.config.encoder;
-  const shape = [b, e.inChans, e.imgSize[0], e.imgSize[1]];
-  const student = et.randn(shape, { generator: g, device }).keep();
-  const teacher = et.randn(shape, { generator: g, device }).keep();
-  const opt = new et.AdamW(et.paramGroupsForDecay(model.studentParameters(), { weightDecay: 0.05 }), { lr: 1.5e-4, betas: [0.9, 0.95], weightDecay: 0.05 });
+  const { model, student, teacher, opt } = setUp(encoder, b);
   opt.useDeviceLr();
   const momentum = et.tensor([0.996], { dtype: 'float32' }).reshape([]).to(device).keep();
   const masks = et.Generator.default(device);

@@ -6,7 +6,10 @@
 // (maxBatch) or when its oldest request has waited maxWaitMs, whichever comes
 // first, and only one batch is in the worker at a time, so while the model is
 // busy the next batch fills up instead of piling into the worker's inbox,
-// where it could no longer be cancelled.
+// where it could no longer be cancelled. The default wait is 0: an idle model
+// takes what arrived in the same turn of the event loop at once, and batches
+// form from the requests that arrive while it is busy (waiting only delays
+// lone requests; measured in bench/serve.ts).
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { nonNegativeFinite, positiveFinite, positiveInt } from '../checks';
@@ -26,7 +29,7 @@ export interface EncoderOptions {
   device?: string;
   /** Most images per forward pass (default 32). */
   maxBatch?: number;
-  /** Longest a request waits for its batch to fill (default 5 ms). */
+  /** Longest a request waits for its batch to fill while the model is idle (default 0: the next turn of the event loop). */
   maxWaitMs?: number;
   /** Requests that may wait for a batch; beyond this embed() rejects with QueueFullError (default 256). */
   queueLimit?: number;
@@ -147,6 +150,11 @@ function option(v: unknown, fallback: number, name: string, check: (value: unkno
   return v === undefined ? fallback : check(v, `"${name}"`);
 }
 
+function clearBatchTimer(t: NodeJS.Timeout | NodeJS.Immediate): void {
+  if ('hasRef' in t && 'refresh' in t) clearTimeout(t);
+  else clearImmediate(t as NodeJS.Immediate);
+}
+
 function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
 }
@@ -172,7 +180,7 @@ export class Encoder {
   private inFlight: Request[] | null = null;
   private batchId = 0;
   private sentAt = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
   private closing = false;
   private drainWaiters: (() => void)[] = [];
   private readonly exited: Promise<void>;
@@ -206,7 +214,7 @@ export class Encoder {
     if (which !== 'teacher' && which !== 'student') throw new TypeError(`Expected "teacher" or "student" for "which" but received ${String(which)}`);
     const o = {
       maxBatch: option(options.maxBatch, 32, 'maxBatch', positiveInt),
-      maxWaitMs: option(options.maxWaitMs, 5, 'maxWaitMs', nonNegativeFinite),
+      maxWaitMs: option(options.maxWaitMs, 0, 'maxWaitMs', nonNegativeFinite),
       queueLimit: option(options.queueLimit, 256, 'queueLimit', positiveInt),
       timeoutMs: option(options.timeoutMs, 30_000, 'timeoutMs', positiveFinite),
       maxPixels: option(options.maxPixels, 40e6, 'maxPixels', positiveInt),
@@ -378,14 +386,17 @@ export class Encoder {
       };
       this.queue.push(req);
       if (this.queue.length >= this.o.maxBatch) this.flush();
-      else if (this.timer === null && this.inFlight === null) this.timer = setTimeout(() => this.flush(), this.o.maxWaitMs);
+      else if (this.timer === null && this.inFlight === null) {
+        // setImmediate, not setTimeout(0) (at least 1 ms): requests read in the same poll phase still share the batch
+        this.timer = this.o.maxWaitMs === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.o.maxWaitMs);
+      }
     });
   }
 
   /** Sends the next batch if the worker is free. */
   private flush(): void {
     if (this.timer !== null) {
-      clearTimeout(this.timer);
+      clearBatchTimer(this.timer);
       this.timer = null;
     }
     if (this.inFlight !== null || this.queue.length === 0) return;
@@ -433,7 +444,7 @@ export class Encoder {
   /** Rejects everything pending and ends the worker (close without drain, or a worker that died). */
   private stop(error: Error): void {
     this.closing = true;
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) clearBatchTimer(this.timer);
     this.timer = null;
     const pending = [...(this.inFlight ?? []), ...this.queue.splice(0)];
     this.inFlight = null;

@@ -181,6 +181,21 @@ def byol(p, z, masks):
     return sum(losses) / masks
 
 
+def step_loss(model, x, t):
+    """The BYOL loss of training step t on the given views and masks (x["students"|"teachers"|"visibles"][t])."""
+    keep = x["visibles"][t]
+    p = model.predictor(model.base_encoder.head(model.base_encoder(x["students"][t], keep)[0]))
+    with torch.no_grad():
+        z = model.momentum_encoder.head(model.momentum_encoder(x["teachers"][t])[0])
+    return byol(p, z, keep.shape[1])
+
+
+def ema_(model, m):
+    """teacher = m teacher + (1 - m) student over the parameters (buffers stay the teacher's own)."""
+    for a, b in zip(model.momentum_encoder.parameters(), model.base_encoder.parameters()):
+        a.mul_(m).add_(b, alpha=1 - m)
+
+
 def infonce(p, z, masks, T):
     k = F.normalize(z, dim=1)
     labels = torch.arange(z.shape[0], device=z.device)
@@ -262,19 +277,13 @@ def main():
         student_params = list(model.base_encoder.parameters()) + list(model.predictor.parameters())
         losses = []
         for t in range(x["visibles"].shape[0]):
-            keep = x["visibles"][t]
-            p = model.predictor(model.base_encoder.head(model.base_encoder(x["students"][t], keep)[0]))
-            with torch.no_grad():
-                z = model.momentum_encoder.head(model.momentum_encoder(x["teachers"][t])[0])
-            loss = byol(p, z, keep.shape[1])
+            loss = step_loss(model, x, t)
             loss.backward()
             with torch.no_grad():
                 for q in student_params:
                     q -= spec["lr"] * q.grad
                     q.grad = None
-                m = spec["momenta"][t]
-                for a, b in zip(model.momentum_encoder.parameters(), model.base_encoder.parameters()):
-                    a.mul_(m).add_(b, alpha=1 - m)
+                ema_(model, spec["momenta"][t])
             losses.append(loss.detach())
         out["losses"] = torch.stack(losses)
         for k, v in model.state_dict().items():
@@ -298,18 +307,12 @@ def main():
         for t in range(x["visibles"].shape[0]):
             for gr in opt.param_groups:
                 gr["lr"] = spec["lrs"][t] * gr["scale"]
-            keep = x["visibles"][t]
-            p = model.predictor(model.base_encoder.head(model.base_encoder(x["students"][t], keep)[0]))
-            with torch.no_grad():
-                z = model.momentum_encoder.head(model.momentum_encoder(x["teachers"][t])[0])
-            loss = byol(p, z, keep.shape[1])
+            loss = step_loss(model, x, t)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            m = spec["momenta"][t]
             with torch.no_grad():
-                for a, b in zip(model.momentum_encoder.parameters(), model.base_encoder.parameters()):
-                    a.mul_(m).add_(b, alpha=1 - m)
+                ema_(model, spec["momenta"][t])
             losses.append(loss.detach())
         out["losses"] = torch.stack(losses)
         for k, v in model.state_dict().items():

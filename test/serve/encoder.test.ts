@@ -6,13 +6,13 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import { ExtremaModel, saveCheckpoint, type ExtremaConfigInput } from '../../lib/extrema';
 import { embedToFile } from '../../lib/eval/embed';
 import { loadSafetensors } from '../../lib/io/safetensors';
 import { ClosedError, Encoder, InputError, QueueFullError, TimeoutError } from '../../lib/serve';
 import { tmpDir } from '../helpers/oracle';
+import { pngHeader } from '../helpers/images';
 
 const TINY: ExtremaConfigInput = {
   encoder: { imgSize: 16, patchSize: 4, inChans: 3, embedDim: 16, depth: 1, numHeads: 2, classAttentionLayers: 1 },
@@ -47,23 +47,6 @@ function noise(h: number, w: number, seed: number): Buffer {
 async function encodeImage(h: number, w: number, seed: number, format: 'png' | 'jpeg' | 'webp'): Promise<Buffer> {
   const img = sharp(noise(h, w, seed), { raw: { width: w, height: h, channels: 3 } });
   return format === 'png' ? img.png().toBuffer() : format === 'jpeg' ? img.jpeg({ quality: 90 }).toBuffer() : img.webp({ quality: 90 }).toBuffer();
-}
-
-/** A PNG whose header claims width x height pixels (a decompression bomb's header). */
-function pngHeader(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, no interlace
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 const tiny = checkpoint('tiny', TINY, 3);

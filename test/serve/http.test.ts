@@ -7,7 +7,6 @@ import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import * as et from '../../lib';
@@ -17,6 +16,7 @@ import { embedToFile, predictToFile, saveClassifier, type Prediction } from '../
 import { loadSafetensors } from '../../lib/io/safetensors';
 import { Encoder, NotAClassifierError, createServer } from '../../lib/serve';
 import { tmpDir } from '../helpers/oracle';
+import { pngHeader } from '../helpers/images';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'lib', 'cli', 'main.js');
 const dir = tmpDir('extrema-http-');
@@ -75,23 +75,6 @@ async function makeImages(): Promise<void> {
     fs.writeFileSync(file, bytes);
     files.push({ file, bytes, type: TYPES[format] });
   }
-}
-
-/** A PNG whose header claims width x height pixels (a decompression bomb's header). */
-function pngHeader(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
 }
 
 function closeTo(got: number[][], expected: Float32Array, width: number, what: string): void {

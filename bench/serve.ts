@@ -1,0 +1,425 @@
+// Issue 12's serving benchmark: `extrema serve` under load, against the same
+// encoder behind onnxruntime-node and behind a minimal FastAPI + PyTorch
+// server, in one run and one harness. The weights are exported to ONNX by
+// bench/serve_export.py (pixels in, features out); every server answers
+// POST /v1/embed with a raw PNG body. Each server runs in a process of its
+// own, all three started up front and measured in turn at each concurrency,
+// so that a drift in the machine's load hits all of them alike; the load
+// generator (autocannon, programmatic) runs here.
+//   node dist/bench/serve.js [--checkpoint FILE] [--duration 10] [--concurrency 1,8,32]
+//     [--threads 2] [--max-batch 32] [--max-wait-ms 0] [--servers extrema,ort,fastapi] [--out FILE]
+// Python needs torch (as for the other benches) plus onnx, onnxruntime,
+// onnxscript, fastapi and uvicorn, looked for also in <repo>/.bench-py
+// (pip install --target .bench-py ...).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import sharp from 'sharp';
+import * as et from '../lib';
+import { ExtremaModel, saveCheckpoint } from '../lib/extrema';
+import { loadIdxImages } from '../lib/data/idx';
+import { decodeImage } from '../lib/data/image-folder';
+import { pythonEnv, tmpDir } from '../test/helpers/oracle';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const IMAGES = path.join(ROOT, 'examples', 'data', 'fashion-mnist', 't10k-images-idx3-ubyte.gz');
+const CLI = path.join(ROOT, 'dist', 'lib', 'cli', 'main.js');
+
+// autocannon ships no types; this is the part of its API the bench uses.
+interface CannonRequest { method: string; path: string; headers: Record<string, string>; body: Buffer }
+interface CannonOptions {
+  url: string; connections: number; duration: number; timeout: number;
+  requests: { setupRequest(req: CannonRequest): CannonRequest }[];
+}
+interface CannonResult {
+  duration: number; errors: number; timeouts: number; non2xx: number; '2xx': number;
+  latency: { p50: number; p99: number };
+}
+const autocannon = require('autocannon') as (o: CannonOptions) => Promise<CannonResult>;
+
+type ServerName = 'extrema' | 'ort' | 'fastapi';
+const LABEL: Record<ServerName, string> = { extrema: 'extrema serve', ort: 'onnxruntime-node', fastapi: 'FastAPI + PyTorch' };
+
+// ---------------------------------------------------------------------------
+// The onnxruntime-node server (this file run with --role ort-server).
+
+async function ortServer(model: string, port: number, threads: number, maxBatch: number, size: number, channels: 1 | 3): Promise<void> {
+  const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(model, {
+    intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all',
+  });
+  const item = size * size * channels;
+  interface Pending { pixels: Uint8Array; resolve(f: Float32Array): void; reject(e: unknown): void }
+  const queue: Pending[] = [];
+  const batchSizes: number[] = [];
+  let scheduled = false;
+
+  // Greedy micro-batching: whatever has queued up runs as one batch as soon
+  // as the model is free, with no wait to fill it. session.run computes on
+  // this thread, so requests that arrive meanwhile form the next batch.
+  const runBatch = async (): Promise<void> => {
+    const batch = queue.splice(0, maxBatch);
+    batchSizes[batch.length] = (batchSizes[batch.length] ?? 0) + 1;
+    const n = batch.length;
+    const input = new Uint8Array(n * item);
+    batch.forEach((p, i) => input.set(p.pixels, i * item));
+    try {
+      const out = await session.run({ pixels: new ort.Tensor('uint8', input, [n, size, size, channels]) });
+      const features = out.features!.data as Float32Array;
+      const width = features.length / n;
+      batch.forEach((p, i) => p.resolve(features.subarray(i * width, (i + 1) * width)));
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+    }
+    if (queue.length > 0) setImmediate(() => void runBatch());
+    else scheduled = false;
+  };
+  const embed = (pixels: Uint8Array) => new Promise<Float32Array>((resolve, reject) => {
+    queue.push({ pixels, resolve, reject });
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(() => void runBatch());
+    }
+  });
+  const warm = await embed(new Uint8Array(item));
+
+  const send = (res: http.ServerResponse, status: number, body: unknown) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/healthz') return send(res, 200, { ok: true });
+    if (req.method === 'GET' && req.url === '/stats') return send(res, 200, { batchSizes: Array.from(batchSizes, (v) => v ?? 0) });
+    if (req.method !== 'POST' || req.url !== '/v1/embed') return send(res, 404, { error: { code: 'not_found' } });
+    if (!/^(image\/(png|jpeg|webp)|application\/octet-stream)\b/.test(req.headers['content-type'] ?? '')) {
+      req.resume();
+      return send(res, 415, { error: { code: 'unsupported_media_type' } });
+    }
+    const chunks: Buffer[] = [];
+    let length = 0;
+    req.on('data', (c: Buffer) => {
+      length += c.length;
+      if (length > 20 * 2 ** 20) {
+        send(res, 413, { error: { code: 'body_too_large' } });
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      // The library's decoder, as `extrema embed` and the Encoder's worker use it.
+      decodeImage(Buffer.concat(chunks), { channels, size, maxPixels: 40e6 }).then(
+        (img) => embed(img.data).then(
+          (f) => send(res, 200, { features: [Array.from(f)], width: f.length }),
+          (e: unknown) => send(res, 500, { error: { code: 'internal', message: String(e) } })),
+        (e: unknown) => send(res, 400, { error: { code: 'bad_image', message: (e as Error).message } }));
+    });
+  });
+  server.listen(port, '127.0.0.1', () => {
+    const a = server.address() as net.AddressInfo;
+    process.stderr.write(`listening on http://127.0.0.1:${a.port} (onnxruntime-node ${ort.env.versions.common}, ${warm.length} features)\n`);
+  });
+  process.on('SIGTERM', () => {
+    server.close(() => process.exit(0));
+    // autocannon's keep-alive sockets would otherwise hold the close open.
+    server.closeAllConnections();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The harness.
+
+interface Batching { mean: number; dist: string }
+interface Row {
+  server: ServerName; concurrency: number; rps: number; p50: number; p99: number;
+  errors: number; non2xx: number; batching: Batching | null;
+}
+/** Batches per bucket of bucketBounds(maxBatch), and the images in them, since the server started. */
+interface BatchCounts { counts: number[]; images: number }
+interface Running { name: ServerName; url: string; child: ChildProcess; batchCounts(): Promise<BatchCounts | null> }
+
+const lines: string[] = [];
+function log(line = ''): void {
+  lines.push(line);
+  console.log(line);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function request(url: string, method: 'GET' | 'POST', body?: Buffer): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers: body ? { 'content-type': 'image/png', 'content-length': body.length } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Starts a server process and resolves once it prints its address and answers /healthz. */
+async function start(name: ServerName, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}: no address after 180 s\n${stderr}`)), 180_000);
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString('utf8');
+      const m = /listening on (http:\/\/\S+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${String(code)} before listening\n${stderr}`));
+    });
+  });
+  // uvicorn prints before it binds; the others after, but one check serves all.
+  for (let t0 = Date.now(); ; await new Promise((r) => setTimeout(r, 200))) {
+    const ok = await request(`${url}/healthz`, 'GET').then((r) => r.status === 200, () => false);
+    if (ok) break;
+    if (Date.now() - t0 > 60_000) throw new Error(`${name}: /healthz did not answer 200 within 60 s`);
+  }
+  child.stderr!.removeAllListeners('data');
+  child.stderr!.resume();
+  return { url, child };
+}
+
+/** extrema_encoder_batch_size from /metrics, its cumulative buckets undone (the +Inf bucket is empty: no batch exceeds maxBatch). */
+function histogramCounts(metrics: string): BatchCounts {
+  const cumulative: number[] = [];
+  for (const m of metrics.matchAll(/^extrema_encoder_batch_size_bucket\{le="(?!\+Inf)[^"]+"\} (\d+)/gm)) cumulative.push(Number(m[1]));
+  const sum = /^extrema_encoder_batch_size_sum (\S+)/m.exec(metrics);
+  return { counts: cumulative.map((c, i) => c - (i > 0 ? cumulative[i - 1]! : 0)), images: Number(sum?.[1] ?? 0) };
+}
+
+/** Powers of two up to maxBatch, as lib/serve/metrics.ts buckets the batch sizes. */
+function bucketBounds(maxBatch: number): number[] {
+  const out: number[] = [];
+  for (let b = 1; b < maxBatch; b *= 2) out.push(b);
+  out.push(maxBatch);
+  return out;
+}
+
+function batching(bounds: number[], before: BatchCounts, after: BatchCounts): Batching | null {
+  const counts = after.counts.map((n, i) => n - (before.counts[i] ?? 0));
+  const sum = after.images - before.images;
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  const parts: string[] = [];
+  bounds.forEach((hi, i) => {
+    const lo = i === 0 ? 1 : bounds[i - 1]! + 1;
+    const n = counts[i] ?? 0;
+    if (n > 0) parts.push(`${lo === hi ? hi : `${lo}-${hi}`}: ${((100 * n) / total).toFixed(0)}%`);
+  });
+  return { mean: sum / total, dist: parts.join(', ') };
+}
+
+/**
+ * One table: a row per server and concurrency, then extrema's ratios to each
+ * other server (req/s: above 1.00x extrema serves more; latency: below 1.00x
+ * extrema answers sooner).
+ */
+function table(rows: Row[], concurrencies: number[]): void {
+  const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
+  log('| concurrency | server | req/s | p50 ms | p99 ms | mean batch | errors / non-2xx |');
+  log('|---|---|---|---|---|---|---|');
+  for (const c of concurrencies) {
+    const at = rows.filter((r) => r.concurrency === c);
+    for (const r of at) {
+      log(`| ${c} | ${LABEL[r.server]} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${r.batching?.mean.toFixed(2) ?? '-'} | ${r.errors} / ${r.non2xx} |`);
+    }
+    const ours = at.find((r) => r.server === 'extrema');
+    if (ours === undefined) continue;
+    for (const other of at.filter((r) => r.server !== 'extrema')) {
+      log(`| | ratio extrema / ${LABEL[other.server]} | ${ratio(ours.rps, other.rps)} | ${ratio(ours.p50, other.p50)} | ${ratio(ours.p99, other.p99)} | | |`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    options: {
+      role: { type: 'string' }, model: { type: 'string' }, port: { type: 'string', default: '0' },
+      size: { type: 'string' }, channels: { type: 'string' },
+      checkpoint: { type: 'string' }, duration: { type: 'string', default: '10' },
+      concurrency: { type: 'string', default: '1,8,32' }, threads: { type: 'string', default: '2' },
+      'max-batch': { type: 'string', default: '32' }, 'max-wait-ms': { type: 'string', default: '0' },
+      servers: { type: 'string', default: 'extrema,ort,fastapi' }, images: { type: 'string', default: '64' },
+      out: { type: 'string' },
+    },
+    allowPositionals: true,
+  });
+  if (positionals.length > 0) throw new Error(`unexpected arguments: ${positionals.join(' ')}`);
+  const threads = Number(values.threads);
+  const maxBatch = Number(values['max-batch']);
+  if (values.role === 'ort-server') {
+    return ortServer(values.model!, Number(values.port), threads, maxBatch, Number(values.size), Number(values.channels) as 1 | 3);
+  }
+  const duration = Number(values.duration);
+  const concurrencies = values.concurrency.split(',').map(Number);
+  const wanted = values.servers.split(',') as ServerName[];
+  for (const s of wanted) if (!(s in LABEL)) throw new Error(`unknown server ${s} (extrema, ort, fastapi)`);
+  const date = new Date().toISOString().slice(0, 10);
+  const out = values.out ?? path.join(ROOT, 'bench', 'results', `serve-${date}.txt`);
+
+  const dir = tmpDir('extrema-bench-serve-');
+  const running: Running[] = [];
+  try {
+    let checkpoint = values.checkpoint;
+    let about = checkpoint ?? '';
+    if (checkpoint === undefined) {
+      const config = et.train.pretrainConfig({ preset: 'demo' }).model;
+      const model = new ExtremaModel(config, { seed: 0 });
+      checkpoint = path.join(dir, 'model.safetensors');
+      saveCheckpoint(checkpoint, model);
+      model.dispose();
+      const e = config.encoder;
+      about = `demo model, random init (${e.imgSize[0]} px, ${e.inChans} channel, patch ${e.patchSize}, width ${e.embedDim}, depth ${e.depth})`;
+    }
+
+    // Distinct PNGs cycled by the clients, so no server can answer from a cache.
+    const idx = loadIdxImages(IMAGES);
+    const count = Math.min(Number(values.images), idx.count);
+    const pixels = idx.height * idx.width;
+    const pngs = await Promise.all(Array.from({ length: count }, (_, i) =>
+      sharp(Buffer.from(idx.images.subarray(i * pixels, (i + 1) * pixels)), { raw: { width: idx.width, height: idx.height, channels: 1 } }).png().toBuffer()));
+
+    const pyEnv: NodeJS.ProcessEnv = { ...pythonEnv() };
+    const benchPy = path.join(ROOT, '.bench-py');
+    if (fs.existsSync(benchPy)) pyEnv.PYTHONPATH = [pyEnv.PYTHONPATH, benchPy].filter(Boolean).join(path.delimiter);
+    const python = process.env.PYTHON || 'python3';
+    const pyHas = (mods: string) => spawnSync(python, ['-c', `import ${mods}`], { env: pyEnv, stdio: 'ignore' }).status === 0;
+
+    log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start; node ${process.version}; ${date}`);
+    log(`checkpoint: ${about}; ${count} distinct ${idx.height}x${idx.width} PNGs (${path.basename(IMAGES)}), cycled`);
+    log(`each server: ${threads} compute thread${threads === 1 ? '' : 's'}; extrema --max-batch ${maxBatch} --max-wait-ms ${values['max-wait-ms']}; autocannon ${duration} s per run after a 2 s warm-up, concurrency ${concurrencies.join(', ')}`);
+
+    // The ONNX export, checked against PyTorch inside the script.
+    let onnx: { file: string; size: number; channels: 1 | 3 } | null = null;
+    if (wanted.includes('ort')) {
+      if (!pyHas('onnx, onnxruntime, onnxscript')) {
+        log('onnxruntime-node: skipped (python3 lacks onnx, onnxruntime or onnxscript; pip install --target .bench-py onnx onnxruntime onnxscript)');
+      } else {
+        const file = path.join(dir, 'model.onnx');
+        const py = spawnSync(python, [path.join(ROOT, 'bench', 'serve_export.py'), checkpoint, file, String(threads)], { env: pyEnv, encoding: 'utf8' });
+        if (py.status !== 0) {
+          log(`onnxruntime-node: skipped, the export failed:\n${py.stderr}`);
+        } else {
+          const r = JSON.parse(py.stdout.trim().split('\n').pop()!) as { torch: string; onnxruntime: string; opset: number; maxAbsDiff: number; size: number; channels: 1 | 3 };
+          log(`ONNX export: torch ${r.torch} (torch.onnx, dynamo), opset ${r.opset}; onnxruntime (Python ${r.onnxruntime}) vs PyTorch: max abs difference ${r.maxAbsDiff.toExponential(1)}`);
+          onnx = { file, size: r.size, channels: r.channels };
+        }
+      }
+    }
+    const fastapiOk = wanted.includes('fastapi') && pyHas('fastapi, uvicorn, PIL');
+    if (wanted.includes('fastapi') && !fastapiOk) log('FastAPI: skipped (python3 lacks fastapi, uvicorn or PIL; pip install --target .bench-py fastapi uvicorn)');
+
+    // All servers up before any measuring.
+    if (wanted.includes('extrema')) {
+      const { url, child } = await start('extrema', process.execPath, [CLI, 'serve', '--checkpoint', checkpoint, '--port', '0', '--log-level', 'silent',
+        '--threads', String(threads), '--max-batch', String(maxBatch), '--max-wait-ms', String(values['max-wait-ms'])],
+        { ...process.env, OMP_NUM_THREADS: String(threads) });
+      running.push({
+        name: 'extrema', url, child,
+        batchCounts: async () => histogramCounts((await request(`${url}/metrics`, 'GET')).text),
+      });
+    }
+    if (onnx !== null) {
+      const { url, child } = await start('ort', process.execPath, [__filename, '--role', 'ort-server', '--model', onnx.file, '--threads', String(threads),
+        '--max-batch', String(maxBatch), '--size', String(onnx.size), '--channels', String(onnx.channels)], process.env);
+      running.push({
+        name: 'ort', url, child,
+        batchCounts: async () => {
+          const sizes = (JSON.parse((await request(`${url}/stats`, 'GET')).text) as { batchSizes: number[] }).batchSizes;
+          const bounds = bucketBounds(maxBatch);
+          const counts = bounds.map(() => 0);
+          let images = 0;
+          sizes.forEach((n, size) => {
+            if (n === 0) return;
+            counts[bounds.findIndex((b) => size <= b)]! += n;
+            images += n * size;
+          });
+          return { counts, images };
+        },
+      });
+    }
+    if (fastapiOk) {
+      const port = await freePort();
+      const { url, child } = await start('fastapi', python, [path.join(ROOT, 'bench', 'serve_fastapi.py'), checkpoint, String(port), String(threads)],
+        { ...pyEnv, OMP_NUM_THREADS: String(threads) });
+      running.push({ name: 'fastapi', url, child, batchCounts: () => Promise.resolve(null) });
+    }
+
+    // Same features from every server, on a few images.
+    const embedOne = async (url: string, png: Buffer): Promise<number[]> => {
+      const r = await request(`${url}/v1/embed`, 'POST', png);
+      if (r.status !== 200) throw new Error(`${url}: ${r.status} ${r.text}`);
+      return (JSON.parse(r.text) as { features: number[][] }).features[0]!;
+    };
+    const reference = running[0]!;
+    const check = pngs.slice(0, 8);
+    const want = await Promise.all(check.map((p) => embedOne(reference.url, p)));
+    for (const s of running.slice(1)) {
+      let diff = 0;
+      for (let i = 0; i < check.length; i++) {
+        const got = await embedOne(s.url, check[i]!);
+        got.forEach((v, j) => (diff = Math.max(diff, Math.abs(v - want[i]![j]!))));
+      }
+      log(`${LABEL[s.name]} vs ${LABEL[reference.name]}: features of ${check.length} images agree to ${diff.toExponential(1)} (max abs difference)`);
+    }
+
+    let next = 0;
+    const load = (url: string, connections: number, seconds: number) => autocannon({
+      url: `${url}/v1/embed`, connections, duration: seconds, timeout: 30,
+      requests: [{
+        setupRequest: (req) => ({ ...req, method: 'POST', path: '/v1/embed', headers: { 'content-type': 'image/png' }, body: pngs[next++ % pngs.length]! }),
+      }],
+    });
+
+    for (const s of running) await load(s.url, Math.max(...concurrencies), 2);
+    const rows: Row[] = [];
+    for (const c of concurrencies) {
+      for (const s of running) {
+        const before = await s.batchCounts();
+        const r = await load(s.url, c, duration);
+        const after = await s.batchCounts();
+        // FastAPI runs one forward pass per request by construction.
+        const b = s.name === 'fastapi' ? { mean: 1, dist: '1: 100%' } : before && after ? batching(bucketBounds(maxBatch), before, after) : null;
+        rows.push({
+          server: s.name, concurrency: c, rps: r['2xx'] / r.duration, p50: r.latency.p50, p99: r.latency.p99,
+          errors: r.errors + r.timeouts, non2xx: r.non2xx, batching: b,
+        });
+        log(`${LABEL[s.name]}, concurrency ${c}: ${(r['2xx'] / r.duration).toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, `
+          + `errors ${r.errors + r.timeouts}, non-2xx ${r.non2xx}; batch sizes ${b === null ? 'n/a' : `${b.dist} (mean ${b.mean.toFixed(2)})`}`);
+      }
+    }
+    log();
+    table(rows, concurrencies);
+  } finally {
+    for (const s of running) s.child.kill('SIGTERM');
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    fs.writeFileSync(out, lines.join('\n') + '\n');
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
