@@ -6,7 +6,12 @@
 // torchvision-style resize + centre crop) and numpy reading the pack.
 // The JPEGs are made here: BENCH_IMAGES (default 1,000) 400 x 400 colour
 // JPEGs (quality 90) from the bundled Fashion-MNIST images.
-//   node dist/bench/pack.js   (BENCH_IMAGES, BENCH_SIZE=224, BENCH_BATCH=256)
+// The pack is read twice: by the loader as it runs (a batch read straight
+// into the batch's buffer, readInto) and item by item (one read(i) each, as
+// any other dataset), so one run shows what the batch read brings.
+//   node dist/bench/pack.js   (BENCH_IMAGES, BENCH_SIZE=224, BENCH_BATCH=256,
+//   BENCH_PASSES=2 epochs per rate, best kept; BENCH_ONLY=pack skips the
+//   folder's loader pass and the Python side, the slow parts on few cores)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -19,6 +24,9 @@ const IDX = path.resolve(__dirname, '..', '..', 'examples', 'data', 'fashion-mni
 const count = Number(process.env.BENCH_IMAGES ?? 1000);
 const size = Number(process.env.BENCH_SIZE ?? 224);
 const batch = Number(process.env.BENCH_BATCH ?? 256);
+const passes = Number(process.env.BENCH_PASSES ?? 2);
+const packOnly = process.env.BENCH_ONLY === 'pack';
+if (process.env.BENCH_ONLY !== undefined && !packOnly) throw new Error(`Expected BENCH_ONLY=pack or no BENCH_ONLY but received ${process.env.BENCH_ONLY}`);
 
 async function makeJpegs(dir: string): Promise<void> {
   const src = openDataset(IDX, { size: 28, limit: count });
@@ -32,10 +40,10 @@ async function makeJpegs(dir: string): Promise<void> {
   }
 }
 
-/** Images/s of one pass of the training loader (shuffled, batched) over the dataset, best of two passes. */
+/** Images/s of one pass of the training loader (shuffled, batched) over the dataset, best of `passes` epochs. */
 async function loaderRate(data: ImageDataset): Promise<number> {
   let best = 0;
-  for (let epoch = 0; epoch < 2; epoch++) {
+  for (let epoch = 0; epoch < passes; epoch++) {
     const loader = new DataLoader(data, { batchSize: batch, seed: 0 });
     let n = 0;
     const t0 = performance.now();
@@ -73,16 +81,22 @@ void (async () => {
     const t0 = performance.now();
     await packDataset(openDataset(jpegs, { size }), pack);
     const packRate = count / ((performance.now() - t0) / 1000);
-    const folderRate = await loaderRate(openDataset(jpegs, { size }));
-    const packedRate = await loaderRate(openDataset(pack, { size }));
-    const py = python(jpegs, pack);
+    const folderRate = packOnly ? NaN : await loaderRate(openDataset(jpegs, { size }));
+    const packed = openDataset(pack, { size });
+    const itemRate = await loaderRate({ ...packed, readInto: undefined });
+    const packedRate = await loaderRate(packed);
+    const py = packOnly ? { folder: NaN, pack: NaN, pil: 'not run' } : python(jpegs, pack);
     const cores = os.cpus().length;
-    console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${cores}, node ${process.version}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 4} (default 4), Pillow ${py.pil}; ${count} JPEGs 400 x 400 -> ${size} x ${size} x 3, batch ${batch}, best of 2 epochs`);
+    console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${cores}, node ${process.version}, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? 4} (default 4), Pillow ${py.pil}; ${count} JPEGs 400 x 400 -> ${size} x ${size} x 3, batch ${batch}, best of ${passes} epochs`);
+    // parts left out by BENCH_ONLY read as "not run", not NaN
+    const rate = (r: number, perCore = false) => (Number.isNaN(r) ? 'not run' : `${r.toFixed(0)}${perCore ? ` (${(r / cores).toFixed(0)} per core)` : ''}`);
+    const ratio = (r: number, digits: number) => (Number.isNaN(r) ? 'n/a' : `${r.toFixed(digits)}x`);
     console.log('| loader, images/s | extrema (TS) | Python (one process) | ratio TS/Python |');
     console.log('|---|---|---|---|');
-    console.log(`| JPEG folder: decode + resize + crop each epoch | ${folderRate.toFixed(0)} (${(folderRate / cores).toFixed(0)} per core) | ${py.folder.toFixed(0)} (PIL) | ${(folderRate / py.folder).toFixed(2)}x |`);
-    console.log(`| pack (\`extrema pack\`, once: ${packRate.toFixed(0)} images/s) | ${packedRate.toFixed(0)} (${(packedRate / cores).toFixed(0)} per core) | ${py.pack.toFixed(0)} (numpy) | ${(packedRate / py.pack).toFixed(2)}x |`);
-    console.log(`| pack / folder | ${(packedRate / folderRate).toFixed(1)}x | ${(py.pack / py.folder).toFixed(1)}x | |`);
+    console.log(`| JPEG folder: decode + resize + crop each epoch | ${rate(folderRate, true)} | ${rate(py.folder)} (PIL) | ${ratio(folderRate / py.folder, 2)} |`);
+    console.log(`| pack (\`extrema pack\`, once: ${packRate.toFixed(0)} images/s) | ${rate(packedRate, true)} | ${rate(py.pack)} (numpy) | ${ratio(packedRate / py.pack, 2)} |`);
+    console.log(`| pack read item by item (no readInto) | ${rate(itemRate, true)} | | |`);
+    console.log(`| pack / folder | ${ratio(packedRate / folderRate, 1)} | ${ratio(py.pack / py.folder, 1)} | |`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -38,6 +38,15 @@ export interface ImageDataset {
   readonly describe: string;
   /** Item i as size x size x channels uint8 (rejects, naming the file, for one that does not decode). */
   read(i: number): Promise<Uint8Array>;
+  /**
+   * Optional batch read, for readers that can do better than one read(i)
+   * each (packs): items `indices` into `into` (exactly indices.length items),
+   * item k at k x size x size x channels, the same bytes read(i) gives.
+   * Rejects on any failure without saying which items were written, and only
+   * once no read still writes into `into`; the loader then reads the batch
+   * item by item, which names the item that fails.
+   */
+  readInto?(indices: readonly number[], into: Uint8Array): Promise<void>;
   /** A name for messages: the file, or "<idx file>#i". */
   name(i: number): string;
 }

@@ -6,7 +6,9 @@
 // - 'eval': every item of [start, end) in order, the last batch short; a file
 //   that fails to decode stops the pass (strict, the default) or is reported
 //   and left out.
-// Several batches are assembled ahead while the caller works; pixels are
+// Several batches are assembled ahead while the caller works, into reused
+// buffers; a dataset with readInto (packs) reads a batch straight into its
+// buffer, any other is read item by item. Pixels are
 // handed over as uint8 [B, C, H, W] on the loader's device (through pinned
 // memory with a non-blocking copy on CUDA). Tensors are made only when a
 // batch is handed over, so stopping early leaks nothing.
@@ -65,6 +67,27 @@ export interface TrainStep {
 interface Assembled {
   pixels: Uint8Array;
   indices: number[];
+  /** The pool's buffer behind the pixels, given back once they are copied into a tensor. */
+  buffer: Uint8Array;
+}
+
+/**
+ * Batch buffers of one pass, reused: a batch's pixels are copied into a
+ * tensor when it is handed over, so its buffer is free again then. At most
+ * `keep` free buffers are held, and none after the pass.
+ */
+class BufferPool {
+  private readonly free: Uint8Array[] = [];
+
+  constructor(private readonly bytes: number, private readonly keep: number) {}
+
+  take(): Uint8Array {
+    return this.free.pop() ?? new Uint8Array(this.bytes);
+  }
+
+  give(buffer: Uint8Array): void {
+    if (this.free.length < this.keep) this.free.push(buffer);
+  }
 }
 
 const positive = (v: unknown, what: string) => positiveInt(v, `"${what}" of the data loader`);
@@ -185,35 +208,61 @@ export class DataLoader {
       return null;
     };
     const queue: Promise<Assembled>[] = [];
+    const { size, channels } = this.dataset;
+    // the prefetched batches and the one being handed over
+    const pool = new BufferPool(this.batchSize * size * size * channels, this.prefetch + 1);
     let next = first;
     const fill = () => {
       while (queue.length < this.prefetch && next < last) {
-        const p = this.assemble(order, next++, epoch, nextSpare);
+        const p = this.assemble(order, next++, epoch, nextSpare, pool);
         p.catch(() => {}); // awaited in order below; an abandoned prefetch must not be an unhandled rejection
         queue.push(p);
       }
     };
     fill();
     for (let step = first; step < last; step++) {
-      const { pixels, indices } = await queue.shift()!;
+      const { pixels, indices, buffer } = await queue.shift()!;
       fill();
-      if (indices.length === 0) continue; // an eval batch whose every file was skipped
-      yield { images: this.toDevice(pixels, indices.length), labels: this.labelsOf(indices), indices, step };
+      if (indices.length === 0) { // an eval batch whose every file was skipped
+        pool.give(buffer);
+        continue;
+      }
+      const images = this.toDevice(pixels, indices.length);
+      pool.give(buffer); // copied into the tensor
+      yield { images, labels: this.labelsOf(indices), indices, step };
     }
   }
 
-  private async assemble(order: Int32Array, step: number, epoch: number, nextSpare: () => number | null): Promise<Assembled> {
+  private async assemble(order: Int32Array, step: number, epoch: number, nextSpare: () => number | null, pool: BufferPool): Promise<Assembled> {
     const { size, channels } = this.dataset;
     const item = size * size * channels;
     const from = step * this.batchSize;
     const wanted = Math.min(this.batchSize, order.length - from);
-    const pixels = new Uint8Array(wanted * item);
+    const buffer = pool.take();
+    const pixels = buffer.subarray(0, wanted * item);
+    const spare = (): number => {
+      const index = nextSpare();
+      if (index === null) throw new Error(`Ran out of readable images to fill batch ${step} of epoch ${epoch} (${this.bad.size} skipped)`);
+      return index;
+    };
+    // Items known not to decode are replaced (train) or left out (eval) up front.
+    const planned = Array.from(order.subarray(from, from + wanted), (i): number | null => (!this.bad.has(i) ? i : this.mode === 'train' ? spare() : null));
+    if (this.dataset.readInto !== undefined) {
+      const indices = planned.filter((i): i is number => i !== null);
+      try {
+        await this.dataset.readInto(indices, buffer.subarray(0, indices.length * item));
+        return { pixels: buffer.subarray(0, indices.length * item), indices, buffer };
+      } catch {
+        // Read again item by item below: that names the item that fails, and
+        // skips or replaces it as configured.
+      }
+    }
     const slots: (number | null)[] = new Array<number | null>(wanted).fill(null);
     let cursor = 0;
     const worker = async (): Promise<void> => {
       while (cursor < wanted) {
         const slot = cursor++;
-        let index: number | null = order[from + slot]!;
+        let index = planned[slot] ?? null;
         while (index !== null) {
           if (!this.bad.has(index)) {
             try {
@@ -227,21 +276,20 @@ export class DataLoader {
             }
           }
           if (this.mode === 'eval') break;
-          index = nextSpare();
-          if (index === null) throw new Error(`Ran out of readable images to fill batch ${step} of epoch ${epoch} (${this.bad.size} skipped)`);
+          index = spare();
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.concurrency, wanted) }, worker));
     const filled = slots.filter((s): s is number => s !== null);
-    if (filled.length === wanted) return { pixels, indices: filled };
+    if (filled.length === wanted) return { pixels, indices: filled, buffer };
     // Eval items left out: close the gaps so the batch is contiguous.
     const packed = new Uint8Array(filled.length * item);
     let k = 0;
     slots.forEach((s, slot) => {
       if (s !== null) packed.set(pixels.subarray(slot * item, (slot + 1) * item), item * k++);
     });
-    return { pixels: packed, indices: filled };
+    return { pixels: packed, indices: filled, buffer };
   }
 
   private toDevice(pixels: Uint8Array, count: number): Tensor {

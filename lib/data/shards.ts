@@ -21,6 +21,10 @@ const FORMAT = 'extrema-pack';
 const VERSION = 1;
 /** Open shard files kept at once (ImageNet at 256 px is about a thousand 256 MiB shards). */
 const OPEN_SHARDS = 32;
+/** Reads of one readInto call queued at once: a few per libuv thread (4 by default) keeps them all busy. */
+const READS_IN_FLIGHT = 16;
+/** Items joined into one vectored read at most: well under IOV_MAX (1024), and one run never holds up the rest for long. */
+const MAX_RUN = 64;
 
 export interface PackShard { file: string; items: number; bytes: number; crc32: number }
 
@@ -182,7 +186,8 @@ function statOrNull(p: string): fs.Stats | null {
 /**
  * A pack as a dataset: items are read with one positioned read each (no
  * decoding), and resized or widened to 3 channels only when asked for a
- * size or channel count other than the pack's.
+ * size or channel count other than the pack's. readInto reads a batch
+ * straight into the caller's buffer.
  */
 export function openPack(dir: string, o: { size: number; channels?: 1 | 3; limit?: number }): ImageDataset {
   const index = readPackIndex(dir);
@@ -224,10 +229,44 @@ export function openPack(dir: string, o: { size: number; channels?: 1 | 3; limit
       checkIndex(i, count);
       const [shard, k] = locate(i);
       const bytes = new Uint8Array(itemBytes);
-      const bytesRead = await files.read(shard, bytes, k * itemBytes);
+      const bytesRead = await files.read(shard, [bytes], k * itemBytes);
       if (bytesRead !== itemBytes) throw new Error(`Pack shard ${index.shards[shard]!.file} ended early at item ${name(i)} (read ${bytesRead} of ${itemBytes} bytes)`);
       const wide = channels === index.channels ? bytes : grayToRgb(bytes);
       return o.size === index.size ? wide : resizeShorterAndCenterCrop(wide, index.size, index.size, channels, o.size);
+    },
+    async readInto(indices, into) {
+      const outBytes = o.size * o.size * channels;
+      if (into.length !== indices.length * outBytes) throw new RangeError(`Expected ${indices.length} x ${outBytes} bytes to read ${indices.length} items into but received ${into.length}`);
+      for (const i of indices) checkIndex(i, count);
+      if (outBytes !== itemBytes || channels !== index.channels) {
+        // converted on read: the stored bytes are not the item's, so nothing can land in place
+        await eachInParallel(indices.map((i, slot) => [i, slot] as const), READS_IN_FLIGHT, async ([i, slot]) => into.set(await dataset.read(i), slot * outBytes));
+        return;
+      }
+      // Slots in file order; items next to each other in a shard become one
+      // vectored read that scatters straight into their slots (an eval pass
+      // reads a whole batch in a few reads; a shuffled one mostly item by item).
+      const where = indices.map((i, slot) => {
+        const [shard, k] = locate(i);
+        return { shard, k, slot };
+      });
+      where.sort((a, b) => a.shard - b.shard || a.k - b.k);
+      const runs: (typeof where)[] = [];
+      for (const w of where) {
+        const run = runs.at(-1);
+        const last = run?.at(-1);
+        if (run !== undefined && last !== undefined && last.shard === w.shard && last.k + 1 === w.k && run.length < MAX_RUN) run.push(w);
+        else runs.push([w]);
+      }
+      await eachInParallel(runs, READS_IN_FLIGHT, async (run) => {
+        const first = run[0]!;
+        const views = run.map((w) => into.subarray(w.slot * itemBytes, (w.slot + 1) * itemBytes));
+        const bytesRead = await files.read(first.shard, views, first.k * itemBytes);
+        if (bytesRead !== run.length * itemBytes) {
+          const short = run[Math.floor(bytesRead / itemBytes)]!;
+          throw new Error(`Pack shard ${index.shards[first.shard]!.file} ended early at item ${name(indices[short.slot]!)} (read ${bytesRead % itemBytes} of ${itemBytes} bytes)`);
+        }
+      });
     },
     name,
   };
@@ -245,7 +284,12 @@ class ShardFiles {
 
   constructor(private readonly paths: readonly string[]) {}
 
-  async read(shard: number, into: Uint8Array, position: number): Promise<number> {
+  /**
+   * Fills `views` in turn from the shard's bytes at `position` on (one
+   * vectored read, repeated after a short one); returns the bytes read, fewer
+   * than the views hold only where the file ends.
+   */
+  async read(shard: number, views: readonly Uint8Array[], position: number): Promise<number> {
     let entry = this.open.get(shard);
     if (entry === undefined) {
       entry = { fd: fs.openSync(this.paths[shard]!, 'r'), busy: 0 };
@@ -255,12 +299,18 @@ class ShardFiles {
     }
     this.open.set(shard, entry);
     entry.busy++;
+    const fd = entry.fd;
     try {
       let done = 0;
-      while (done < into.length) {
-        const n = await new Promise<number>((resolve, reject) => fs.read(entry!.fd, into, done, into.length - done, position + done, (e, b) => (e ? reject(e) : resolve(b))));
+      let k = 0; // the first view not yet full
+      let filled = 0; // bytes of views[k] already read
+      while (k < views.length) {
+        const pending = k === 0 && filled === 0 ? views : [views[k]!.subarray(filled), ...views.slice(k + 1)];
+        const n = await new Promise<number>((resolve, reject) => fs.readv(fd, pending, position + done, (e, b) => (e ? reject(e) : resolve(b))));
         if (n === 0) break;
         done += n;
+        filled += n;
+        while (k < views.length && filled >= views[k]!.length) filled -= views[k++]!.length;
       }
       return done;
     } finally {
@@ -284,3 +334,25 @@ class ShardFiles {
 }
 
 const shardFilesOf = new FinalizationRegistry<ShardFiles>((files) => files.closeAll());
+
+/**
+ * Runs `job` on every item, at most `width` at once. On a failure no new job
+ * starts, and the first error is thrown only once every started job has
+ * settled: a caller that reuses the target buffer must know no read still
+ * writes into it.
+ */
+async function eachInParallel<T>(items: readonly T[], width: number, job: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const worker = async (): Promise<void> => {
+    while (failure === null && next < items.length) {
+      try {
+        await job(items[next++]!);
+      } catch (e) {
+        failure ??= { error: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  if (failure !== null) throw (failure as { error: unknown }).error;
+}

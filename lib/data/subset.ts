@@ -96,5 +96,12 @@ export function subsetDataset(data: ImageDataset, indices: readonly number[]): I
       return data.read(idx[i]!);
     },
     name: (i) => data.name(idx[i] ?? -1),
+    // The batch read of the whole dataset (a pack's), through the index mapping.
+    ...(data.readInto === undefined ? {} : {
+      readInto: (items: readonly number[], into: Uint8Array) => {
+        for (const i of items) if (!Number.isInteger(i) || i < 0 || i >= idx.length) throw new RangeError(`Expected an item index in [0, ${idx.length}) but received ${String(i)}`);
+        return data.readInto!(items.map((i) => idx[i]!), into);
+      },
+    }),
   };
 }

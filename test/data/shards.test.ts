@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { openDataset, packDataset, readPackIndex, verifyPack, DataLoader, disposeBatch } from '../../lib/data';
+import { openDataset, packDataset, readPackIndex, verifyPack, DataLoader, disposeBatch, type ImageDataset } from '../../lib/data';
 import { runPython, tmpDir } from '../helpers/oracle';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -64,6 +64,73 @@ test('the loader reads a pack exactly as it reads the source: same batches, same
   const wide = openDataset(dir, { size: 56, channels: 3 });
   assert.equal((await wide.read(7)).length, 56 * 56 * 3);
   assert.equal(openDataset({ kind: 'pack', dir }, { size: 28, limit: 50 }).count, 50, 'the explicit form and limit');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** The dataset without its batch read: the loader falls back to one read(i) per item. */
+const itemByItem = (ds: ImageDataset): ImageDataset => ({ ...ds, readInto: undefined });
+
+/** Every batch of a pass: indices, then pixels, then labels. */
+async function passOf(ds: ImageDataset, options: { mode: 'train' | 'eval'; batchSize: number; seed?: number; epoch?: number }): Promise<Array<{ indices: number[]; images: Uint8Array; labels: number[] }>> {
+  const loader = new DataLoader(ds, { ...options, prefetch: 3 });
+  const stream = options.mode === 'train' ? (async function* () { for await (const s of loader.steps(options.epoch ?? 0)) yield* s.batches; })() : loader.batches();
+  const out = [];
+  for await (const b of stream) {
+    out.push({ indices: b.indices, images: b.images.toTypedArray() as Uint8Array, labels: Array.from(b.labels!.toTypedArray() as BigInt64Array, Number) });
+    disposeBatch(b);
+  }
+  return out;
+}
+
+test('the batch read (readInto) gives the loader exactly the batches of item-by-item reads: shuffled epochs and eval passes over many shards', async () => {
+  const dir = tmpDir();
+  await packIdx(dir, 7 * 28 * 28); // 43 shards of 7 items: batches span shards, runs of neighbours cross shard ends
+  const pack = openDataset(dir, { size: 28 });
+  assert.equal(readPackIndex(dir).shards.length, 43);
+  assert.equal(typeof pack.readInto, 'function');
+  // the loader falls back to item-by-item reads when readInto rejects: make sure it never did here
+  const batchReads = { calls: 0, failures: 0 };
+  const counted: ImageDataset = { ...pack, readInto: (ix, into) => (batchReads.calls++, pack.readInto!(ix, into).catch((e: unknown) => { batchReads.failures++; throw e; })) };
+  for (const epoch of [0, 1]) {
+    const fast = await passOf(counted, { mode: 'train', batchSize: 64, seed: 5, epoch });
+    assert.equal(fast.length, 4);
+    assert.deepEqual(fast, await passOf(itemByItem(pack), { mode: 'train', batchSize: 64, seed: 5, epoch }), `train epoch ${epoch}`);
+  }
+  const evalFast = await passOf(counted, { mode: 'eval', batchSize: 128 });
+  assert.deepEqual(batchReads, { calls: 11, failures: 0 });
+  assert.deepEqual(evalFast.map((b) => b.indices.length), [128, 128, 44]);
+  assert.deepEqual(evalFast, await passOf(itemByItem(pack), { mode: 'eval', batchSize: 128 }), 'eval: whole runs of neighbours, the last batch short');
+  // Direct: any order, repeats, items converted on read (another size, 3 channels).
+  for (const ds of [pack, openDataset(dir, { size: 20, channels: 3 })]) {
+    const item = ds.size * ds.size * ds.channels;
+    const indices = [299, 0, 1, 2, 6, 7, 8, 150, 150, 13, 12, 11];
+    const into = new Uint8Array(indices.length * item);
+    await ds.readInto!(indices, into);
+    for (const [k, i] of indices.entries()) assert.deepEqual(into.subarray(k * item, (k + 1) * item), await ds.read(i), `item ${i} in slot ${k} at size ${ds.size}`);
+    await assert.rejects(ds.readInto!([1, 2], new Uint8Array(item)), /Expected 2 x \d+ bytes to read 2 items into but received \d+/);
+    await assert.rejects(ds.readInto!([1, 300], new Uint8Array(2 * item)), /Expected an item index in \[0, 300\)/);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a shard cut short after the pack was opened: the batch read names the shard, the loader names the item and skips or stops as configured', async () => {
+  const dir = tmpDir();
+  await packIdx(dir); // 3 shards of 100 items
+  const pack = openDataset(dir, { size: 28 });
+  fs.truncateSync(path.join(dir, 'shard-00002.u8'), 95 * 784 + 100); // items 295..299 gone, 295 partly
+  await assert.rejects(pack.readInto!([3, 294, 295, 296], new Uint8Array(4 * 784)), /Pack shard shard-00002\.u8 ended early at item .*#295 \(read 100 of 784 bytes\)/);
+  await assert.rejects(pack.read(297), /Pack shard shard-00002\.u8 ended early at item .*#297 \(read 0 of 784 bytes\)/);
+  await assert.rejects(passOf(pack, { mode: 'eval', batchSize: 64 }), /Cannot read image .*#29[5-9]: Pack shard shard-00002\.u8 ended early/);
+  const skipped: string[] = [];
+  const loader = new DataLoader(pack, { batchSize: 48, seed: 1, onSkip: (name) => skipped.push(name) });
+  const seen: number[] = [];
+  for await (const s of loader.steps(0)) for await (const b of s.batches) {
+    seen.push(...b.indices);
+    disposeBatch(b);
+  }
+  assert.equal(seen.length, 6 * 48, 'every batch filled with readable items (12 spares)');
+  assert.ok(seen.every((i) => i < 295), 'no item of the lost tail read');
+  assert.ok(skipped.length > 0 && skipped.every((n) => Number(n.split('#')[1]) >= 295), 'only lost items reported');
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -65,3 +65,17 @@ test('a fraction that leaves a class empty is one clear error naming the class',
   assert.throws(() => labelFractionSubset(data, { fraction: 0, seed: 0 }), /Expected a number in \(0, 1\] for --label-fraction but received number 0/);
   assert.throws(() => labelFractionSubset({ ...data, labels: null }, { fraction: 0.5, seed: 0 }), /has no labels/);
 });
+
+test("a subset of a pack keeps the pack's batch read, through the index mapping", async () => {
+  const { openDataset, packDataset } = await import('../../lib/data');
+  const idxFile = path.join(__dirname, '..', '..', '..', 'examples', 'data', 'fashion-mnist', 'train-images-idx3-ubyte.gz');
+  const dir = tmpDir();
+  await packDataset(openDataset(idxFile, { size: 28, limit: 40 }), dir, { shardBytes: 7 * 28 * 28 });
+  const sub = subsetDataset(openDataset(dir, { size: 28 }), [39, 3, 3, 17, 0]);
+  assert.ok(sub.readInto !== undefined, 'readInto forwarded');
+  const items = [4, 0, 2, 1];
+  const into = new Uint8Array(items.length * 28 * 28);
+  await sub.readInto!(items, into);
+  for (const [k, i] of items.entries()) assert.deepEqual(into.subarray(k * 784, (k + 1) * 784), await sub.read(i), `item ${i}`);
+  assert.throws(() => sub.readInto!([5], new Uint8Array(784)), /Expected an item index in \[0, 5\) but received 5/);
+});
