@@ -110,7 +110,9 @@ export class StaticPretrainStep {
       this.replaceOutputs(graph.capture(() => this.body(this.run.generators.default)));
       this.say('--cuda-graph: captured the training step; replaying it from now on');
     } catch (e) {
-      // An invalid capture changed nothing on the device; run on without it.
+      // An invalid capture ran nothing on the device, but gradients it allocated
+      // (never written) may be attached to the parameters: drop them, run on eagerly.
+      this.run.model.zeroGrad();
       graph.dispose();
       this.graph = null;
       this.say(`--cuda-graph: capturing the step failed (${(e as Error).message}); continuing without a graph`);
