@@ -33,10 +33,18 @@ test('every preset resolves to the values it had before the schema', () => {
     // and the issue 11 levers, at the paper's values in every preset
     assert.equal(resolved.predictorLrScale, 1, `${name}: predictorLrScale`);
     delete resolved.predictorLrScale;
-    assert.equal(resolved.model.headNorm, 'layer', `${name}: model.headNorm`);
+    // (the demo became the recipe that learns: BatchNorm heads, constant momentum 0.99, 10 epochs)
+    const demo = name === 'demo';
+    assert.equal(resolved.model.headNorm, demo ? 'batch' : 'layer', `${name}: model.headNorm`);
     delete resolved.model.headNorm;
-    assert.equal(resolved.model.momentumSchedule, 'cosine', `${name}: model.momentumSchedule`);
+    assert.equal(resolved.model.momentumSchedule, demo ? 'constant' : 'cosine', `${name}: model.momentumSchedule`);
     delete resolved.model.momentumSchedule;
+    if (demo) {
+      assert.equal(resolved.model.momentum, 0.99, 'demo: model.momentum');
+      assert.equal(resolved.epochs, 10, 'demo: epochs');
+      resolved.model.momentum = (expected as { model: { momentum: number } }).model.momentum;
+      resolved.epochs = (expected as { epochs: number }).epochs;
+    }
     // and --cuda-graph, off everywhere
     assert.equal(resolved.cudaGraph, false, `${name}: cudaGraph`);
     delete resolved.cudaGraph;
@@ -193,14 +201,14 @@ test('every recipe flag sets its field', () => {
     [['--mask-mode', 'independent'], 'model.maskMode', 'independent'],
     [['--loss', 'infonce'], 'model.loss', 'infonce'],
     [['--temperature', '0.5'], 'model.temperature', 0.5],
-    [['--momentum', '0.99'], 'model.momentum', 0.99],
-    [['--momentum-schedule', 'constant'], 'model.momentumSchedule', 'constant'],
+    [['--momentum', '0.995'], 'model.momentum', 0.995],
+    [['--momentum-schedule', 'cosine'], 'model.momentumSchedule', 'cosine'],
     [['--projector-hidden', '64'], 'model.projectorHiddenDim', 64],
     [['--projector-dim', '32'], 'model.projectorDim', 32],
     [['--projector-layers', '2'], 'model.projectorLayers', 2],
     [['--predictor-hidden', '48'], 'model.predictorHiddenDim', 48],
     [['--predictor-layers', '3'], 'model.predictorLayers', 3],
-    [['--head-norm', 'batch'], 'model.headNorm', 'batch'],
+    [['--head-norm', 'layer'], 'model.headNorm', 'layer'],
     [['--augment', 'crop'], 'augment.scheme', 'crop'],
     [['--crop-scale', '0.3,0.9'], 'augment.scale', [0.3, 0.9]],
     [['--flip-p', '0'], 'augment.flipP', 0],
@@ -249,5 +257,5 @@ test('a bad flag fails with the same words as the same value in a config file', 
   assert.match(flagError(['--jitter', '0.1,0.2,0.3,0.9']), /Expected a number in \[0, 0\.5\] for --jitter \(hue\) but received number 0\.9/);
   assert.match(flagError(['--precision', 'fp8']), /Allowed choices are fp32, bf16, fp16/);
   assert.match(flagError(['--in-chans', '2']), /Allowed choices are 1, 3/);
-  assert.match(flagError(['--warmup-epochs', '9']), /for "warmupEpochs" but received number 9/, 'cross-field rules run on the resolved recipe');
+  assert.match(flagError(['--warmup-epochs', '19']), /for "warmupEpochs" but received number 19/, 'cross-field rules run on the resolved recipe');
 });
