@@ -13,7 +13,7 @@ import { pretrain } from '../../lib/train/pretrain';
 import { pretrainConfig, type PretrainConfig, type PretrainConfigInput } from '../../lib/train/config';
 import { mergeConfig } from '../../lib/config';
 import { RunLog } from '../../lib/io/run-log';
-import { writeChart } from '../../lib/train/plot';
+import { writeRunCharts } from '../run-charts';
 import { setNumThreads } from '../../lib/runtime/device-runtime';
 import { GRIDS, type GridEntry } from './grids';
 
@@ -114,30 +114,6 @@ function writeReport(name: string, results: GridResult[]): string {
   return md;
 }
 
-/** Moving average over `window` points (the per-step loss is noisy). */
-function smooth(points: Array<[number, number]>, window: number): Array<[number, number]> {
-  return points.slice(window - 1).map((p, i) => [p[0], points.slice(i, i + window).reduce((a, q) => a + q[1], 0) / window]);
-}
-
-/** kNN, loss and spread curves of every config, one chart each, beside the table. */
-async function writeCharts(name: string, results: GridResult[]): Promise<string[]> {
-  const logs = results.map((r) => ({ name: r.name, log: RunLog.read(path.join(r.config.out, 'log.jsonl')) }));
-  const series = (pick: (log: ReturnType<typeof RunLog.read>) => Array<[number, number]>) => logs.map(({ name: n, log }) => ({ name: n, points: pick(log) }));
-  const steps = (log: ReturnType<typeof RunLog.read>) => log.filter((r) => r.kind === 'step');
-  const charts: Array<[string, Parameters<typeof writeChart>[1]]> = [
-    ['knn', { title: `kNN top-1 of the teacher (grid "${name}")`, xLabel: 'epoch', yLabel: 'kNN top-1', series: series((log) => log.filter((r) => r.kind === 'knn').map((r) => [r.epoch as number, r.accuracy as number])) }],
-    ['loss', { title: `training loss, moving average of 10 steps (grid "${name}")`, xLabel: 'epoch', yLabel: 'loss', logY: true, series: series((log) => smooth(steps(log).map((r) => [r.epoch as number, r.loss as number]), 10)) }],
-    ['spread', { title: `teacher target spread (1: spread out, 0: collapsed; grid "${name}")`, xLabel: 'epoch', yLabel: 'spread', series: series((log) => steps(log).filter((r) => typeof r.spread === 'number').map((r) => [r.epoch as number, r.spread as number])) }],
-  ];
-  const files: string[] = [];
-  for (const [kind, chart] of charts) {
-    const file = path.join(ROOT, 'bench', 'results', `recipes-${name}-${kind}.png`);
-    await writeChart(file, chart);
-    files.push(file);
-  }
-  return files;
-}
-
 async function main(): Promise<void> {
   const o = options();
   if (o.threads !== undefined) setNumThreads(o.threads);
@@ -170,7 +146,8 @@ async function main(): Promise<void> {
     writeReport(o.name, results);
   }
   process.stdout.write(`${writeReport(o.name, results)}\n`);
-  if (results.length > 0) process.stdout.write(`${(await writeCharts(o.name, results)).join('\n')}\n`);
+  const charts = await writeRunCharts(path.join(ROOT, 'bench', 'results', `recipes-${o.name}`), `grid "${o.name}"`, results.map((r) => ({ name: r.name, out: r.config.out })));
+  if (charts.length > 0) process.stdout.write(`${charts.join('\n')}\n`);
 }
 
 main().catch((e: unknown) => {
