@@ -17,3 +17,14 @@ export function pngHeader(width: number, height: number): Buffer {
   };
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
 }
+
+/** Deterministic noise pixels, so every image differs. */
+export function noise(h: number, w: number, seed: number): Buffer {
+  const b = Buffer.alloc(h * w * 3);
+  let s = seed * 2654435761 >>> 0;
+  for (let i = 0; i < b.length; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    b[i] = s >>> 24;
+  }
+  return b;
+}

@@ -196,6 +196,13 @@ def ema_(model, m):
         a.mul_(m).add_(b, alpha=1 - m)
 
 
+def report_training(out, model, losses):
+    """The per-step losses and every final tensor of the state dict (buffers too), for the TS side to compare."""
+    out["losses"] = torch.stack(losses)
+    for k, v in model.state_dict().items():
+        out["final:" + k] = v
+
+
 def infonce(p, z, masks, T):
     k = F.normalize(z, dim=1)
     labels = torch.arange(z.shape[0], device=z.device)
@@ -285,9 +292,7 @@ def main():
                     q.grad = None
                 ema_(model, spec["momenta"][t])
             losses.append(loss.detach())
-        out["losses"] = torch.stack(losses)
-        for k, v in model.state_dict().items():
-            out["final:" + k] = v
+        report_training(out, model, losses)
     elif task == "train_adamw":
         # torch.optim.AdamW on the student in groups [decay, no decay] x [others, predictor], the
         # predictor's lr times spec["predictor_lr_scale"]; lr and EMA momentum per step from the spec
@@ -314,9 +319,7 @@ def main():
             with torch.no_grad():
                 ema_(model, spec["momenta"][t])
             losses.append(loss.detach())
-        out["losses"] = torch.stack(losses)
-        for k, v in model.state_dict().items():
-            out["final:" + k] = v
+        report_training(out, model, losses)
     elif task == "features":
         # raw uint8 NHWC pixels -> [0, 1] -> normalised, as `extrema embed` documents
         img = x["pixels"].float().div(255).permute(0, 3, 1, 2)

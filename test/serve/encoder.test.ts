@@ -12,7 +12,7 @@ import { embedToFile } from '../../lib/eval/embed';
 import { loadSafetensors } from '../../lib/io/safetensors';
 import { ClosedError, Encoder, InputError, QueueFullError, TimeoutError } from '../../lib/serve';
 import { tmpDir } from '../helpers/oracle';
-import { pngHeader } from '../helpers/images';
+import { noise, pngHeader } from '../helpers/images';
 
 const TINY: ExtremaConfigInput = {
   encoder: { imgSize: 16, patchSize: 4, inChans: 3, embedDim: 16, depth: 1, numHeads: 2, classAttentionLayers: 1 },
@@ -31,17 +31,6 @@ function checkpoint(name: string, config: ExtremaConfigInput, seed: number): str
     model.dispose();
   }
   return file;
-}
-
-/** Deterministic noise pixels, so every image differs. */
-function noise(h: number, w: number, seed: number): Buffer {
-  const b = Buffer.alloc(h * w * 3);
-  let s = seed * 2654435761 >>> 0;
-  for (let i = 0; i < b.length; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    b[i] = s >>> 24;
-  }
-  return b;
 }
 
 async function encodeImage(h: number, w: number, seed: number, format: 'png' | 'jpeg' | 'webp'): Promise<Buffer> {

@@ -16,7 +16,7 @@ import { embedToFile, predictToFile, saveClassifier, type Prediction } from '../
 import { loadSafetensors } from '../../lib/io/safetensors';
 import { Encoder, NotAClassifierError, createServer } from '../../lib/serve';
 import { tmpDir } from '../helpers/oracle';
-import { pngHeader } from '../helpers/images';
+import { noise, pngHeader } from '../helpers/images';
 
 const MAIN = path.resolve(__dirname, '..', '..', 'lib', 'cli', 'main.js');
 const dir = tmpDir('extrema-http-');
@@ -44,17 +44,6 @@ const classifierFile = path.join(dir, 'ft.safetensors');
   });
   saveClassifier(classifierFile, model, { classes: CLASSES, metadata: { normalization: JSON.stringify({ mean: [0.4, 0.5, 0.6], std: [0.2, 0.3, 0.25] }) } });
   model.dispose();
-}
-
-/** Deterministic noise pixels, so every image differs. */
-function noise(h: number, w: number, seed: number): Buffer {
-  const b = Buffer.alloc(h * w * 3);
-  let s = seed * 2654435761 >>> 0;
-  for (let i = 0; i < b.length; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    b[i] = s >>> 24;
-  }
-  return b;
 }
 
 const FORMATS = ['png', 'jpeg', 'webp'] as const;
