@@ -63,12 +63,13 @@ export class StaticPretrainStep {
     const why = graphStepUnsupported(run.cfg);
     if (why !== null) throw new Error(`--cuda-graph cannot be used with ${why}`);
     const device = run.cfg.device;
+    // first what can refuse (every parameter needs the fused kernel), so nothing is left to free
+    run.optimizer.useDeviceLr();
     this.graph = capture && graphsSupported(device) ? new DeviceGraph(device) : null;
     if (capture && this.graph === null) {
       say(device === 'cpu' ? '--cuda-graph: device graphs are for GPUs; on cpu the same fixed-tensor step runs eagerly'
         : `--cuda-graph: this libtorch cannot capture graphs on ${device}; the step runs eagerly`);
     }
-    run.optimizer.useDeviceLr();
     this.momentum = zeros([], { dtype: 'float32', device }).keep();
   }
 

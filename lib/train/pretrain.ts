@@ -75,7 +75,7 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
   const losses: number[] = [];
   // On an accelerator the loss is read every cfg.lossEvery steps, so the host queues steps ahead of the GPU.
   const pending = new PendingLosses<StepRecord>(cfg.device === 'cpu' ? 1 : cfg.lossEvery);
-  const graphed = cfg.cudaGraph ? new StaticPretrainStep(run, true, say) : null;
+  let graphed: StaticPretrainStep | null = null;
   const report = (read: Array<{ loss: number; extra: number[] | null; record: StepRecord }>) => {
     for (const { loss, extra, record: r } of read) {
       if (!Number.isFinite(loss)) {
@@ -89,6 +89,7 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
     }
   };
   try {
+    if (cfg.cudaGraph) graphed = new StaticPretrainStep(run, true, say);
     const knnBefore = position.iteration === 0 ? await monitor(run, 0, 0, hooks) : run.knnBeforeFromLog;
     const probeBefore = position.iteration === 0 ? await probe(run, 0, 0, hooks) : run.probeBeforeFromLog;
     let knnAfter: number | null = null;
