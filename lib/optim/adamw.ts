@@ -121,8 +121,8 @@ export class AdamW {
   private state: (ParamState | undefined)[] = [];
   private readonly mode: 'fused' | 'foreach' | 'auto';
   private disposed = false;
-  /** With useDeviceLr(): each group's lr on each of its devices, keyed `${group index}|${device}`. */
-  private deviceLr: Map<string, Tensor> | null = null;
+  /** With useDeviceLr(): each group's lr on each of its parameters' devices. */
+  private deviceLr: Map<AdamWGroup, Map<string, Tensor>> | null = null;
 
   constructor(params: Tensor[] | ParamGroup[], options: AdamWOptions) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options { lr } for AdamW but received ${describe(options)}`);
@@ -225,13 +225,9 @@ export class AdamW {
     this.checkLive();
     if (this.implementation !== 'fused') throw new Error(`AdamW.useDeviceLr needs the fused kernel for every parameter, but this optimizer runs ${this.implementation}`);
     if (this.deviceLr !== null) return;
-    this.deviceLr = new Map();
-    this.groups.forEach((g, gi) => {
-      for (const device of new Set(g.params.map((p) => p.device))) {
-        // float32 is what the CUDA kernel reads; on CPU it reads a double, so keep the schedule's value exactly.
-        this.deviceLr!.set(`${gi}|${device}`, aten.zeros([], device === 'cpu' ? 'float64' : 'float32', null, device).keep());
-      }
-    });
+    // float32 is what the CUDA kernel reads; on CPU it reads a double, so keep the schedule's value exactly.
+    this.deviceLr = new Map(this.groups.map((g) => [g, new Map([...new Set(g.params.map((p) => p.device))].map((device) =>
+      [device, aten.zeros([], device === 'cpu' ? 'float64' : 'float32', null, device).keep()]))]));
     this.writeDeviceLr();
   }
 
@@ -239,7 +235,7 @@ export class AdamW {
   writeDeviceLr(): void {
     this.checkLive();
     if (this.deviceLr === null) throw new Error('AdamW.writeDeviceLr: call useDeviceLr() first');
-    for (const [key, t] of this.deviceLr) t.fill_(this.groups[Number(key.split('|')[0])]!.lr);
+    for (const [g, perDevice] of this.deviceLr) for (const t of perDevice.values()) t.fill_(g.lr);
   }
 
   /** One update of every parameter that has a gradient; the others are skipped (their state does not advance). */
@@ -271,7 +267,7 @@ export class AdamW {
         for (const b of buckets.values()) {
           internal._foreach_add__Scalar(b.steps, 1);
           for (const st of b.states) st.count += 1;
-          if (b.fused) fusedStep(b, g, this.deviceLr?.get(`${this.groups.indexOf(g)}|${b.params[0]!.device}`));
+          if (b.fused) fusedStep(b, g, this.deviceLr?.get(g)?.get(b.params[0]!.device));
           else foreachStep(b, g);
         }
       }
@@ -375,7 +371,7 @@ export class AdamW {
     this.disposed = true;
     for (const st of this.state) if (st !== undefined) disposeState(st);
     this.state = [];
-    for (const t of this.deviceLr?.values() ?? []) t.dispose();
+    for (const perDevice of this.deviceLr?.values() ?? []) for (const t of perDevice.values()) t.dispose();
     this.deviceLr = null;
   }
 

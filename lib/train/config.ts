@@ -135,10 +135,18 @@ export const pretrainSchema = record({
   if (c.augment.scale[0] > c.augment.scale[1]) expected(ctx, ['augment', 'scale'], 'two numbers 0 < lo <= hi <= 1');
   if (c.precision === 'fp16' && !c.device.startsWith('cuda')) sentence(ctx, ['precision'], 'fp16 with a dynamic loss scaler is for CUDA; on CPU use "fp32" or "bf16"');
   if (c.cudaGraph) {
-    const why = c.accumulate !== 1 ? '--accumulate > 1' : c.clipGrad !== null ? '--clip-grad' : c.precision === 'fp16' ? 'fp16 precision' : c.weightDecayEnd !== null ? '--weight-decay-end' : null;
+    const why = graphStepBlocker(c);
     if (why !== null) sentence(ctx, ['cudaGraph'], `a captured step cannot use ${why} (each reads a value back to the host or changes a number baked into the graph); drop one of them`);
   }
 });
+
+/**
+ * What keeps a recipe's step from being captured in a device graph (--cuda-graph),
+ * or null: each reads a value back to the host, or changes a number the graph bakes in.
+ */
+export function graphStepBlocker(c: { accumulate: number; clipGrad: number | null; precision: Precision; weightDecayEnd: number | null }): string | null {
+  return c.accumulate !== 1 ? '--accumulate > 1' : c.clipGrad !== null ? '--clip-grad' : c.precision === 'fp16' ? 'fp16 precision' : c.weightDecayEnd !== null ? '--weight-decay-end' : null;
+}
 
 export type PretrainConfig = z.output<typeof pretrainSchema>;
 /** A recipe as written in a config file or code: any field may be left out (the preset fills it). */

@@ -16,9 +16,9 @@ import { DeviceGraph, graphsSupported } from '../runtime/graph';
 import { scope } from '../tensor/scope';
 import { zeros } from '../tensor/creation';
 import { collapseStats } from '../extrema/collapse';
-import type { Generator } from '../runtime/generator';
 import type { Tensor } from '../tensor/tensor';
 import type { Run } from './run-setup';
+import { graphStepBlocker } from './config';
 
 /** Eager steps on the graph's stream before the capture (lazy set-up must happen outside it). */
 const WARMUP_STEPS = 3;
@@ -36,15 +36,6 @@ export interface StaticStepResult {
   collapse: Tensor | null;
 }
 
-/** Why a recipe cannot use the graphed step, or null when it can. */
-export function graphStepUnsupported(cfg: Run['cfg']): string | null {
-  if (cfg.accumulate !== 1) return 'gradient accumulation (--accumulate > 1)';
-  if (cfg.clipGrad !== null) return '--clip-grad (clipping reads the gradient norm back to the host)';
-  if (cfg.precision === 'fp16') return 'fp16 (the loss scaler reads found_inf back to the host)';
-  if (cfg.weightDecayEnd !== null) return '--weight-decay-end (the fused kernel takes weight decay as a host number)';
-  return null;
-}
-
 export class StaticPretrainStep {
   private graph: DeviceGraph | null;
   private readonly momentum: Tensor;
@@ -60,7 +51,7 @@ export class StaticPretrainStep {
    * what the CPU runs and what the tests compare with the plain step.
    */
   constructor(private readonly run: Run, capture: boolean, private readonly say: (line: string) => void) {
-    const why = graphStepUnsupported(run.cfg);
+    const why = graphStepBlocker(run.cfg);
     if (why !== null) throw new Error(`--cuda-graph cannot be used with ${why}`);
     const device = run.cfg.device;
     // first what can refuse (every parameter needs the fused kernel), so nothing is left to free
@@ -73,25 +64,25 @@ export class StaticPretrainStep {
     this.momentum = zeros([], { dtype: 'float32', device }).keep();
   }
 
-  /** Whether steps are now replays of a captured graph. */
-  get replaying(): boolean {
-    return this.graph?.captured ?? false;
-  }
-
   /** One optimizer step on this pair of views with this lr and momentum. */
   step(student: Tensor, teacher: Tensor, lr: number, momentum: number, measure: boolean): StaticStepResult {
-    const { optimizer } = this.run;
-    const fits = this.student !== null && sameShape(this.student, student) && (this.shared ? student === teacher : sameShape(this.teacher!, teacher));
-    if (this.student === null) this.allocateInputs(student, teacher);
-    else if (!fits) return this.eagerOnce(student, teacher, lr, momentum, measure);
-    optimizer.setLr(lr);
-    optimizer.writeDeviceLr();
+    this.run.optimizer.setLr(lr);
+    this.run.optimizer.writeDeviceLr();
     this.momentum.fill_(momentum);
+    if (this.student === null) this.allocateInputs(student, teacher);
+    else if (!sameShape(this.student, student) || (this.shared ? student !== teacher : !sameShape(this.teacher!, teacher))) {
+      // A batch of another shape (a skipped image made it short): the same step on these
+      // tensors, outside the graph, on the same optimizer.
+      return scope(() => {
+        const o = this.body(student, teacher);
+        return { loss: o.loss, collapse: measure && o.targets.shape[0]! >= 2 ? collapseStats(o.targets, o.features) : null };
+      });
+    }
     this.student!.copy_(student);
     if (!this.shared) this.teacher!.copy_(teacher);
     this.calls += 1;
-    if (this.graph === null) this.replaceOutputs(this.body(this.run.generators.masks));
-    else if (this.calls <= WARMUP_STEPS) this.replaceOutputs(this.graph.warmUp(() => this.body(this.run.generators.default)));
+    if (this.graph === null) this.replaceOutputs(this.body(this.student!, this.teacher!));
+    else if (this.calls <= WARMUP_STEPS) this.replaceOutputs(this.graph.warmUp(() => this.body(this.student!, this.teacher!)));
     else {
       if (!this.graph.captured) this.captureGraph();
       this.graph.replay();
@@ -108,7 +99,7 @@ export class StaticPretrainStep {
   private captureGraph(): void {
     const graph = this.graph!;
     try {
-      this.replaceOutputs(graph.capture(() => this.body(this.run.generators.default)));
+      this.replaceOutputs(graph.capture(() => this.body(this.student!, this.teacher!)));
       this.say('--cuda-graph: captured the training step; replaying it from now on');
     } catch (e) {
       // An invalid capture ran nothing on the device, but gradients it allocated
@@ -117,38 +108,27 @@ export class StaticPretrainStep {
       graph.dispose();
       this.graph = null;
       this.say(`--cuda-graph: capturing the step failed (${(e as Error).message}); continuing without a graph`);
-      this.replaceOutputs(this.body(this.run.generators.default));
+      this.replaceOutputs(this.body(this.student!, this.teacher!));
     }
   }
 
-  /** The step as recorded: everything it reads is a fixed tensor, everything it returns is overwritten next time. */
-  private body(masks: Generator | undefined): StepOutputs {
-    const { cfg, model, optimizer } = this.run;
+  /**
+   * The step as recorded: forward, backward, AdamW, EMA. On the fixed tensors
+   * everything it reads is a fixed tensor and everything it returns is
+   * overwritten next time. Masks come from the private generator while no
+   * graph is in use, from the device's default one (which a capture can
+   * advance on every replay) when it is.
+   */
+  private body(student: Tensor, teacher: Tensor): StepOutputs {
+    const { cfg, model, optimizer, generators } = this.run;
     return scope(() => {
-      const forward = () => model.forward(this.student!, this.teacher!, { generator: masks });
+      const forward = () => model.forward(student, teacher, { generator: this.graph === null ? generators.masks : generators.default });
       const out = cfg.precision === 'fp32' ? forward() : autocast(cfg.device, 'bfloat16', forward);
       out.loss.backward();
       optimizer.step();
       model.zeroGrad();
       model.updateTeacher(this.momentum);
       return { loss: out.loss.detach(), targets: out.targets.detach(), features: out.teacherFeatures.detach() };
-    });
-  }
-
-  /** A batch of another shape (a skipped image made it short): the plain step, outside the graph, on the same optimizer. */
-  private eagerOnce(student: Tensor, teacher: Tensor, lr: number, momentum: number, measure: boolean): StaticStepResult {
-    const { optimizer, model, cfg } = this.run;
-    optimizer.setLr(lr);
-    optimizer.writeDeviceLr();
-    this.momentum.fill_(momentum);
-    return scope(() => {
-      const forward = () => model.forward(student, teacher, { generator: this.graph === null ? this.run.generators.masks : this.run.generators.default });
-      const out = cfg.precision === 'fp32' ? forward() : autocast(cfg.device, 'bfloat16', forward);
-      out.loss.backward();
-      optimizer.step();
-      model.zeroGrad();
-      model.updateTeacher(this.momentum);
-      return { loss: out.loss.detach(), collapse: measure && out.targets.shape[0]! >= 2 ? collapseStats(out.targets, out.teacherFeatures) : null };
     });
   }
 
