@@ -105,6 +105,18 @@ export interface NativeBinding {
   graphCaptureEnd(id: number): void;
   graphReplay(id: number): void;
   graphDispose(id: number): void;
+  // torch.distributed (native/distributed.cc); the dist* calls exist only where distAvailable().gloo
+  distAvailable(): { gloo: boolean; nccl: boolean };
+  distInit(options: { host: string; port: number; rank: number; size: number; isServer: boolean; timeoutMs: number; prefix: string }): Promise<number>;
+  distAllReduce(group: number, tensors: Handle[], op: string): Promise<void>;
+  distBroadcast(group: number, tensors: Handle[], root: number): Promise<void>;
+  distAllGather(group: number, outputs: Handle[], input: Handle): Promise<void>;
+  distReduceScatter(group: number, output: Handle, inputs: Handle[], op: string): Promise<void>;
+  distBarrier(group: number): Promise<void>;
+  distStoreSet(group: number, key: string, value: Uint8Array): void;
+  distStoreGet(group: number, key: string): Uint8Array;
+  distStoreCheck(group: number, key: string): boolean;
+  distDestroy(group: number): void;
 }
 
 function load(): NativeBinding {

@@ -22,6 +22,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterAutograd(env, exports);
   RegisterRuntime(env, exports);
   RegisterGraphs(env, exports);
+  RegisterDistributed(env, exports);
   return exports;
 }
 

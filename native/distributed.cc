@@ -1,0 +1,274 @@
+// torch.distributed's c10d, thinly: a TCPStore rendezvous, a Gloo process
+// group, and its collectives on tensors. Every collective returns a Promise
+// settled from the work's completion callback, so no thread (JS or libuv
+// pool) blocks while one runs. What to reduce, and when, is decided in
+// lib/distributed/.
+#include "common.h"
+#include "tensor_table.h"
+
+#include <algorithm>
+#include <cmath>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#ifdef EXTREMA_HAVE_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace extrema {
+namespace {
+
+#ifdef EXTREMA_HAVE_GLOO
+
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  int rank = 0;
+  int size = 1;
+};
+
+// Groups of this JS thread; an id is an index, a destroyed slot stays null.
+thread_local std::vector<std::unique_ptr<Group>> g_groups;
+
+Group& GetGroup(const Napi::Value& v) {
+  double id = ToDouble(v, "process group");
+  TORCH_CHECK(id >= 0 && id < static_cast<double>(g_groups.size()) && std::trunc(id) == id &&
+                  g_groups[static_cast<size_t>(id)],
+              "unknown or destroyed process group ", id);
+  return *g_groups[static_cast<size_t>(id)];
+}
+
+struct InitOptions {
+  std::string host;
+  int port = 0;
+  int rank = 0;
+  int size = 1;
+  bool isServer = false;
+  std::chrono::milliseconds timeout{0};
+  std::string prefix;
+};
+
+// Connecting waits for every rank (up to the timeout), so it runs on a pool
+// thread; the group enters the table only once it is whole, on the JS thread.
+class InitWorker : public Napi::AsyncWorker {
+ public:
+  InitWorker(Napi::Env env, InitOptions o)
+      : Napi::AsyncWorker(env), o_(std::move(o)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      c10d::TCPStoreOptions so;
+      so.port = static_cast<std::uint16_t>(o_.port);
+      so.isServer = o_.isServer;
+      so.numWorkers = static_cast<std::size_t>(o_.size);
+      so.waitWorkers = true;  // every rank counts itself in; the server waits for all
+      so.timeout = o_.timeout;
+      // libtorch carries its own libuv and exports its symbols, but inside
+      // node they bind to node's libuv (another version, other struct
+      // layouts): the libuv store server then never answers. The classic
+      // socket server needs no libuv.
+      so.useLibUV = false;
+      auto tcp = c10::make_intrusive<c10d::TCPStore>(o_.host, so);
+      group_ = std::make_unique<Group>();
+      group_->store = c10::make_intrusive<c10d::PrefixStore>(o_.prefix, tcp);
+      auto options = c10d::ProcessGroupGloo::Options::create_default(o_.timeout);
+      group_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, o_.rank, o_.size, options);
+      group_->rank = o_.rank;
+      group_->size = o_.size;
+    } catch (const c10::Error& e) {
+      group_.reset();
+      SetError(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      group_.reset();
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    g_groups.push_back(std::move(group_));
+    deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(g_groups.size() - 1)));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  InitOptions o_;
+  std::unique_ptr<Group> group_;
+  Napi::Promise::Deferred deferred_;
+};
+
+std::string GetString(const Napi::Object& o, const char* key) { return ToString(o.Get(key), key); }
+int64_t GetInt(const Napi::Object& o, const char* key) { return ToInt64(o.Get(key), key); }
+
+// distInit({host, port, rank, size, isServer, timeoutMs, prefix}) -> Promise<group id>
+Napi::Value DistInit(const Napi::CallbackInfo& info) {
+  TORCH_CHECK(info[0].IsObject(), "distInit expects an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  InitOptions io;
+  io.host = GetString(o, "host");
+  io.port = static_cast<int>(GetInt(o, "port"));
+  io.rank = static_cast<int>(GetInt(o, "rank"));
+  io.size = static_cast<int>(GetInt(o, "size"));
+  io.isServer = ToBool(o.Get("isServer"), "isServer");
+  io.timeout = std::chrono::milliseconds(GetInt(o, "timeoutMs"));
+  io.prefix = GetString(o, "prefix");
+  TORCH_CHECK(io.port > 0 && io.port < 65536, "port must be in [1, 65535], got ", io.port);
+  TORCH_CHECK(io.size >= 1 && io.rank >= 0 && io.rank < io.size, "rank ", io.rank, " is not in [0, ", io.size, ")");
+  TORCH_CHECK(io.timeout.count() > 0, "timeoutMs must be positive");
+  auto* worker = new InitWorker(info.Env(), std::move(io));
+  auto promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// Settles a Promise on the JS thread when a c10d work completes on a Gloo thread.
+Napi::Value Settle(Napi::Env env, c10::intrusive_ptr<c10d::Work> work) {
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
+  auto promise = deferred->Promise();
+  auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                            "extrema-collective", 0, 1);
+  auto future = work->getFuture();
+  // The callback may run right here (already complete) or on a Gloo thread;
+  // either way the Promise settles later, on the JS thread.
+  future->addCallback([tsfn, deferred, work](c10::ivalue::Future& f) mutable {
+    std::string error = f.hasError() ? f.tryRetrieveErrorMessage() : std::string();
+    tsfn.NonBlockingCall([deferred, error = std::move(error)](Napi::Env env, Napi::Function) {
+      if (error.empty()) {
+        deferred->Resolve(env.Undefined());
+      } else {
+        deferred->Reject(Napi::Error::New(env, error).Value());
+      }
+    });
+    tsfn.Release();
+    work.reset();
+  });
+  return promise;
+}
+
+std::vector<at::Tensor> TensorList(const Napi::Value& v, const char* what) {
+  std::vector<Napi::Value> items = ArrayItems(v, "an array of tensors", what);
+  std::vector<at::Tensor> out;
+  out.reserve(items.size());
+  for (const auto& item : items) out.push_back(UnwrapTensor(item, what));
+  return out;
+}
+
+c10d::ReduceOp ToReduceOp(const Napi::Value& v) {
+  std::string op = ToString(v, "reduce op");
+  if (op == "sum") return c10d::ReduceOp::SUM;
+  if (op == "max") return c10d::ReduceOp::MAX;
+  if (op == "min") return c10d::ReduceOp::MIN;
+  if (op == "product") return c10d::ReduceOp::PRODUCT;
+  TORCH_CHECK(false, "unknown reduce op \"", op, "\" (sum, max, min, product)");
+}
+
+// distAllReduce(group, tensors, op) -> Promise<void>; in place.
+Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  auto tensors = TensorList(info[1], "tensors");
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = ToReduceOp(info[2]);
+  return Settle(info.Env(), g.backend->allreduce(tensors, opts));
+}
+
+// distBroadcast(group, tensors, root) -> Promise<void>; in place.
+Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  auto tensors = TensorList(info[1], "tensors");
+  c10d::BroadcastOptions opts;
+  opts.rootRank = ToInt64(info[2], "root");
+  return Settle(info.Env(), g.backend->broadcast(tensors, opts));
+}
+
+// distAllGather(group, outputs, input) -> Promise<void>: outputs[r] <- rank r's input.
+Napi::Value DistAllGather(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  std::vector<std::vector<at::Tensor>> outputs{TensorList(info[1], "outputs")};
+  std::vector<at::Tensor> inputs{UnwrapTensor(info[2], "input")};
+  return Settle(info.Env(), g.backend->allgather(outputs, inputs));
+}
+
+// distReduceScatter(group, output, inputs, op) -> Promise<void>: output <- op over ranks of inputs[rank].
+Napi::Value DistReduceScatter(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  std::vector<at::Tensor> outputs{UnwrapTensor(info[1], "output")};
+  std::vector<std::vector<at::Tensor>> inputs{TensorList(info[2], "inputs")};
+  c10d::ReduceScatterOptions opts;
+  opts.reduceOp = ToReduceOp(info[3]);
+  return Settle(info.Env(), g.backend->reduce_scatter(outputs, inputs, opts));
+}
+
+// distBarrier(group) -> Promise<void>
+Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  return Settle(info.Env(), g.backend->barrier(c10d::BarrierOptions()));
+}
+
+// distStoreSet(group, key, bytes) / distStoreGet(group, key) -> Uint8Array:
+// small messages between ranks (a failing rank's reason, a shared seed).
+Napi::Value DistStoreSet(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  std::string key = ToString(info[1], "key");
+  TORCH_CHECK(info[2].IsTypedArray(), "distStoreSet expects a Uint8Array value");
+  auto bytes = info[2].As<Napi::Uint8Array>();
+  g.store->set(key, std::vector<uint8_t>(bytes.Data(), bytes.Data() + bytes.ByteLength()));
+  return info.Env().Undefined();
+}
+
+Napi::Value DistStoreCheck(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  return Napi::Boolean::New(info.Env(), g.store->check({ToString(info[1], "key")}));
+}
+
+Napi::Value DistStoreGet(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  std::vector<uint8_t> value = g.store->get(ToString(info[1], "key"));
+  auto out = Napi::Uint8Array::New(info.Env(), value.size());
+  std::copy(value.begin(), value.end(), out.Data());
+  return out;
+}
+
+// distDestroy(group): drops this rank's group; work still in flight keeps
+// what it needs alive until it completes.
+Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
+  double id = ToDouble(info[0], "process group");
+  GetGroup(info[0]);
+  g_groups[static_cast<size_t>(id)].reset();
+  return info.Env().Undefined();
+}
+
+#endif  // EXTREMA_HAVE_GLOO
+
+Napi::Value DistAvailable(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+#ifdef EXTREMA_HAVE_GLOO
+  out.Set("gloo", true);
+#else
+  out.Set("gloo", false);
+#endif
+  out.Set("nccl", false);
+  return out;
+}
+
+}  // namespace
+
+void RegisterDistributed(Napi::Env env, Napi::Object exports) {
+  Export<DistAvailable>(env, exports, "distAvailable");
+#ifdef EXTREMA_HAVE_GLOO
+  Export<DistInit>(env, exports, "distInit");
+  Export<DistAllReduce>(env, exports, "distAllReduce");
+  Export<DistBroadcast>(env, exports, "distBroadcast");
+  Export<DistAllGather>(env, exports, "distAllGather");
+  Export<DistReduceScatter>(env, exports, "distReduceScatter");
+  Export<DistBarrier>(env, exports, "distBarrier");
+  Export<DistStoreSet>(env, exports, "distStoreSet");
+  Export<DistStoreGet>(env, exports, "distStoreGet");
+  Export<DistStoreCheck>(env, exports, "distStoreCheck");
+  Export<DistDestroy>(env, exports, "distDestroy");
+#endif
+}
+
+}  // namespace extrema
