@@ -36,5 +36,6 @@ export * as optim from './optim';
 export { AdamW, paramGroupsForDecay, scaledLr, warmupCosine, cosine, clipGradNorm, GradScaler, type AdamWOptions, type AdamWStateDict, type ParamGroup, type GradScalerOptions, type GradScalerState } from './optim';
 export * as evaluation from './eval';
 export { knnPredict, knnAccuracy, embedDataset, embedToFile, attentionFigure, type KnnOptions, type Embedding } from './eval';
+export * as distributed from './distributed';
 export * as train from './train';
 export { pretrain, pretrainConfig, TrainingError } from './train';

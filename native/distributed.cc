@@ -124,13 +124,51 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-// Settles a Promise on the JS thread when a c10d work completes on a Gloo thread.
+// Waits for a work that has no future (Gloo's reduce_scatter) on a pool thread.
+class WaitWorker : public Napi::AsyncWorker {
+ public:
+  WaitWorker(Napi::Env env, c10::intrusive_ptr<c10d::Work> work)
+      : Napi::AsyncWorker(env), work_(std::move(work)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      work_->wait();
+    } catch (const c10::Error& e) {
+      SetError(e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    work_.reset();
+    deferred_.Resolve(Env().Undefined());
+  }
+  void OnError(const Napi::Error& e) override {
+    work_.reset();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// Settles a Promise on the JS thread when a c10d work completes. Works with a
+// future call back from Gloo's thread and occupy no thread while in flight.
 Napi::Value Settle(Napi::Env env, c10::intrusive_ptr<c10d::Work> work) {
+  c10::intrusive_ptr<c10::ivalue::Future> future;
+  try {
+    future = work->getFuture();
+  } catch (const c10::Error&) {
+    auto* worker = new WaitWorker(env, std::move(work));
+    auto promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
   auto deferred = std::make_shared<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
   auto promise = deferred->Promise();
   auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                             "extrema-collective", 0, 1);
-  auto future = work->getFuture();
   // The callback may run right here (already complete) or on a Gloo thread;
   // either way the Promise settles later, on the JS thread.
   future->addCallback([tsfn, deferred, work](c10::ivalue::Future& f) mutable {

@@ -45,6 +45,15 @@ export interface LoaderOptions {
    */
   strict?: boolean;
   onSkip?: (name: string, error: Error) => void;
+  /**
+   * Train: this process's share of a data-parallel run (DistributedSampler's
+   * semantics): every rank draws the same permutation per epoch, keeps the
+   * first floor(count / size) * size items of it and reads the strided slice
+   * rank, rank + size, ...; so ranks read equal, disjoint counts, and step s of
+   * all ranks together covers the items a single process of batch
+   * batchSize * size reads at step s.
+   */
+  shard?: { rank: number; size: number };
 }
 
 export interface Batch {
@@ -110,6 +119,7 @@ export class DataLoader {
   private readonly device: Device;
   private readonly strict: boolean;
   private readonly onSkip: ((name: string, error: Error) => void) | undefined;
+  private readonly shard: { rank: number; size: number };
   private readonly bad = new Set<number>();
 
   constructor(readonly dataset: ImageDataset, options: LoaderOptions) {
@@ -130,15 +140,20 @@ export class DataLoader {
     this.device = options.device ?? 'cpu';
     this.strict = options.strict ?? this.mode === 'eval';
     this.onSkip = options.onSkip;
+    const shard = options.shard ?? { rank: 0, size: 1 };
+    const size = positiveInt(shard.size, '"shard.size" of the data loader');
+    this.shard = { rank: intInRange(shard.rank, '"shard.rank" of the data loader', 0, size - 1), size };
+    if (this.mode === 'eval' && size !== 1) throw new RangeError('shard splits the items of a train loader; an eval pass reads [start, end) whole');
     if (this.mode === 'train' && this.stepsPerEpoch() === 0) {
       const need = this.batchSize * this.accumulate;
-      throw new RangeError(`The dataset has ${dataset.count} images, fewer than one step of ${need} (batch ${this.batchSize}${this.accumulate > 1 ? ` x ${this.accumulate} accumulated` : ''}, last incomplete batch dropped)`);
+      const ranks = size > 1 ? ` on each of ${size} ranks (${Math.floor(dataset.count / size)} images each)` : '';
+      throw new RangeError(`The dataset has ${dataset.count} images, fewer than one step of ${need}${ranks} (batch ${this.batchSize}${this.accumulate > 1 ? ` x ${this.accumulate} accumulated` : ''}, last incomplete batch dropped)`);
     }
   }
 
   /** Batches per pass: train drops the last incomplete one, eval keeps it. */
   batchesPerEpoch(): number {
-    const n = this.end - this.start;
+    const n = this.mode === 'train' ? Math.floor(this.dataset.count / this.shard.size) : this.end - this.start;
     return this.mode === 'train' ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -147,14 +162,18 @@ export class DataLoader {
     return Math.floor(this.batchesPerEpoch() / this.accumulate);
   }
 
-  /** The epoch's item order: train, a permutation drawn from (seed, epoch) alone; eval, start..end-1. */
+  /**
+   * The epoch's item order: train, a permutation drawn from (seed, epoch)
+   * alone (this rank's strided slice of it when sharded); eval, start..end-1.
+   */
   order(epoch: number): Int32Array {
     if (this.mode === 'eval') return Int32Array.from({ length: this.end - this.start }, (_, i) => this.start + i);
     const g = Generator.create(this.seed * 1_000_003 + epoch);
     const perm = randperm(this.dataset.count, { generator: g });
-    const out = Int32Array.from(perm.toTypedArray<'int64'>(), Number);
+    const all = perm.toTypedArray<'int64'>();
     perm.dispose();
-    return out;
+    const { rank, size } = this.shard;
+    return Int32Array.from({ length: Math.floor(all.length / size) }, (_, i) => Number(all[rank + i * size]!));
   }
 
   /** An eval pass: every item of [start, end) in order. */

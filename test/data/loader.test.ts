@@ -132,3 +132,28 @@ test('loader errors: fewer images than a batch, bad sizes', () => {
   assert.throws(() => new DataLoader(data, { batchSize: 2, mode: 'eval', end: 11 }), /Expected 0 <= start <= end <= 10 for the data loader but received start 0, end 11/);
   assert.throws(() => openDataset('/nonexistent/images', { size: 28 }), /Expected an image folder, image file or IDX file but \/nonexistent\/images cannot be read/);
 });
+
+test('sharded (DistributedSampler semantics): ranks read equal, disjoint strided slices; together a step is the single-process step of size x batch', async () => {
+  const data = openDataset(BUNDLED, { size: 28, limit: 103 }); // 103 = 3 x 34 + 1: one item dropped
+  const size = 3;
+  const whole = new DataLoader(data, { batchSize: 8 * size, seed: 5 });
+  const ranks = Array.from({ length: size }, (_, rank) => new DataLoader(data, { batchSize: 8, seed: 5, shard: { rank, size } }));
+  const full = whole.order(2);
+  for (const [rank, loader] of ranks.entries()) {
+    const order = loader.order(2);
+    assert.equal(order.length, 34);
+    assert.deepEqual(Array.from(order), Array.from({ length: 34 }, (_, i) => full[rank + i * size]!));
+    assert.equal(loader.stepsPerEpoch(), 4);
+  }
+  const perRank = await Promise.all(ranks.map((l) => collect(l.steps(2))));
+  const single = await collect(whole.steps(2));
+  assert.equal(single.length, 4);
+  for (let s = 0; s < 4; s++) {
+    const union = perRank.flatMap((batches) => batches[s]!).sort((a, b) => a - b);
+    assert.deepEqual(union, [...single[s]!].sort((a, b) => a - b), `step ${s}`);
+  }
+  assert.equal(new Set(perRank.flat(2)).size, perRank.flat(2).length, 'no item read by two ranks');
+  assert.throws(() => new DataLoader(data, { batchSize: 8, shard: { rank: 3, size } }), /"shard\.rank" of the data loader/);
+  assert.throws(() => new DataLoader(data, { batchSize: 8, mode: 'eval', shard: { rank: 0, size } }), /an eval pass reads/);
+  assert.throws(() => new DataLoader(data, { batchSize: 40, shard: { rank: 0, size } }), /on each of 3 ranks \(34 images each\)/);
+});

@@ -1,0 +1,4 @@
+// Data-parallel training over torch.distributed (c10d).
+export { worldFromEnv, type WorldOptions } from './env';
+export { ProcessGroup, available, REDUCE_OPS, type ReduceOp, type InitOptions } from './process-group';
+export { DistributedDataParallel, type DdpOptions } from './ddp';

@@ -1,0 +1,144 @@
+// A group of processes training together over torch.distributed's Gloo
+// backend (CPU tensors). Each collective returns a Promise: the work runs on
+// Gloo's threads while the event loop stays free. Until a collective's
+// Promise settles, its tensors belong to it: do not read, write or dispose
+// them in between (the native side keeps the storage alive regardless).
+import { native } from '../native';
+import type { Tensor } from '../tensor/tensor';
+import { isTensor } from '../tensor/tensor';
+import { emptyLike } from '../tensor/creation';
+import { intInRange, oneOf } from '../checks';
+import { worldFromEnv, type WorldOptions } from './env';
+
+export const REDUCE_OPS = ['sum', 'avg', 'max', 'min', 'product'] as const;
+export type ReduceOp = (typeof REDUCE_OPS)[number];
+
+export interface InitOptions extends Partial<WorldOptions> {
+  /**
+   * How long connecting, and then any one collective, may wait for the other
+   * ranks before failing with an error (default 30 minutes, as torch).
+   */
+  timeoutMs?: number;
+  /** Store keys of this group start with it, apart from others on the same store (default 'extrema/'). */
+  prefix?: string;
+}
+
+/** Whether this build of the addon has torch.distributed's backends. */
+export function available(): { gloo: boolean; nccl: boolean } {
+  return native.distAvailable();
+}
+
+function checkTensor(t: unknown, what: string): Tensor {
+  if (!isTensor(t)) throw new TypeError(`Expected a Tensor for ${what} but received ${t === null ? 'null' : typeof t}`);
+  if (t.isDisposed) throw new Error(`The tensor given as ${what} has been disposed`);
+  if (t.device !== 'cpu') throw new Error(`The Gloo backend reduces CPU tensors, but ${what} is on ${t.device}; NCCL (CUDA) is not built into this addon yet`);
+  if (!t.isContiguous) throw new Error(`Expected a contiguous tensor for ${what} (call .contiguous() first) but received one with strides [${t.strides.join(', ')}]`);
+  return t;
+}
+
+export class ProcessGroup {
+  private id: number | null;
+
+  private constructor(id: number, readonly rank: number, readonly size: number, readonly localRank: number) {
+    this.id = id;
+  }
+
+  /**
+   * Joins the group: options override what the environment says (see
+   * worldFromEnv); without WORLD_SIZE in either, it is an error. Resolves once
+   * every rank has connected, or rejects after timeoutMs.
+   */
+  static async init(options: InitOptions = {}): Promise<ProcessGroup> {
+    if (!available().gloo) throw new Error('This build of the extrema addon has no torch.distributed (its libtorch lacks the c10d Gloo headers); rebuild against a libtorch with distributed support');
+    const fromEnv = worldFromEnv();
+    const worldSize = options.worldSize ?? fromEnv?.worldSize;
+    if (worldSize === undefined) throw new Error('Expected a world size: set WORLD_SIZE, RANK, MASTER_PORT (and MASTER_ADDR) as torchrun does, or pass { worldSize, rank, masterPort }');
+    intInRange(worldSize, '"worldSize"', 1);
+    const rank = intInRange(options.rank ?? fromEnv?.rank, '"rank"', 0, worldSize - 1);
+    const localRank = intInRange(options.localRank ?? fromEnv?.localRank ?? rank, '"localRank"', 0);
+    const masterPort = intInRange(options.masterPort ?? fromEnv?.masterPort, '"masterPort"', 1, 65535);
+    const masterAddr = options.masterAddr ?? fromEnv?.masterAddr ?? '127.0.0.1';
+    const agentStore = options.agentStore ?? fromEnv?.agentStore ?? false;
+    const timeoutMs = intInRange(options.timeoutMs ?? 30 * 60_000, '"timeoutMs"', 1);
+    const prefix = options.prefix ?? 'extrema/';
+    if (typeof masterAddr !== 'string' || masterAddr === '') throw new TypeError(`Expected a host name for "masterAddr" but received ${JSON.stringify(masterAddr)}`);
+    let id: number;
+    try {
+      id = await native.distInit({ host: masterAddr, port: masterPort, rank, size: worldSize, isServer: rank === 0 && !agentStore, timeoutMs, prefix });
+    } catch (e) {
+      throw new Error(`Rank ${rank} of ${worldSize} could not join the group at ${masterAddr}:${masterPort}: ${(e as Error).message}`, { cause: e });
+    }
+    return new ProcessGroup(id, rank, worldSize, localRank);
+  }
+
+  private get handle(): number {
+    if (this.id === null) throw new Error('This process group has been destroyed');
+    return this.id;
+  }
+
+  /** Reduces `t` over all ranks, in place on every rank ('avg': the sum divided by size, floating tensors only). */
+  async allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
+    checkTensor(t, 'the all-reduce tensor');
+    oneOf(op, '"op" of allReduce', REDUCE_OPS);
+    if (op === 'avg' && !['float32', 'float64', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected a floating tensor to average but received ${t.dtype}; use 'sum'`);
+    await native.distAllReduce(this.handle, [t.id], op === 'avg' ? 'sum' : op);
+    if (op === 'avg') t.div_(this.size);
+  }
+
+  /** Every rank's `t` becomes root's. */
+  async broadcast(t: Tensor, root = 0): Promise<void> {
+    checkTensor(t, 'the broadcast tensor');
+    intInRange(root, '"root" of broadcast', 0, this.size - 1);
+    await native.distBroadcast(this.handle, [t.id], root);
+  }
+
+  /** Every rank's `t`, in rank order, as new tensors (the caller disposes them). */
+  async allGather(t: Tensor): Promise<Tensor[]> {
+    checkTensor(t, 'the all-gather tensor');
+    const outputs = Array.from({ length: this.size }, () => emptyLike(t));
+    try {
+      await native.distAllGather(this.handle, outputs.map((o) => o.id), t.id);
+    } catch (e) {
+      for (const o of outputs) o.dispose();
+      throw e;
+    }
+    return outputs;
+  }
+
+  /** output <- op over ranks of inputs[rank]; inputs has one tensor per rank, each shaped like output. */
+  async reduceScatter(output: Tensor, inputs: Tensor[], op: Exclude<ReduceOp, 'avg'> = 'sum'): Promise<void> {
+    checkTensor(output, 'the reduce-scatter output');
+    if (!Array.isArray(inputs) || inputs.length !== this.size) throw new RangeError(`Expected ${this.size} input tensors (one per rank) for reduceScatter but received ${Array.isArray(inputs) ? inputs.length : typeof inputs}`);
+    inputs.forEach((t, i) => {
+      checkTensor(t, `reduce-scatter input ${i}`);
+      if (t.dtype !== output.dtype || t.shape.join() !== output.shape.join()) throw new RangeError(`Expected reduce-scatter input ${i} to be ${output.dtype} [${output.shape.join(', ')}] like the output but received ${t.dtype} [${t.shape.join(', ')}]`);
+    });
+    oneOf(op, '"op" of reduceScatter', ['sum', 'max', 'min', 'product'] as const);
+    await native.distReduceScatter(this.handle, output.id, inputs.map((t) => t.id), op);
+  }
+
+  /** Resolves once every rank has reached it. */
+  async barrier(): Promise<void> {
+    await native.distBarrier(this.handle);
+  }
+
+  /** A small value for every rank to read (a failing rank's reason). */
+  setKey(key: string, value: string): void {
+    native.distStoreSet(this.handle, key, new TextEncoder().encode(value));
+  }
+
+  /** A key's value if some rank set it, else null; never waits. */
+  tryKey(key: string): string | null {
+    const h = this.handle;
+    return native.distStoreCheck(h, key) ? new TextDecoder().decode(native.distStoreGet(h, key)) : null;
+  }
+
+  /** Leaves the group; collectives still in flight finish or fail on their own. */
+  destroy(): void {
+    if (this.id === null) return;
+    native.distDestroy(this.id);
+    this.id = null;
+  }
+}
+
+export { worldFromEnv };
