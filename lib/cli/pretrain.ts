@@ -9,6 +9,7 @@ import { PRESETS, DEFAULT_PRESET, pretrainSchema, pretrainConfig, knnFields, typ
 import { addSchemaOptions, inputFromFlags, parseConfig, int, text, record, type FlagSpec } from '../config';
 import { checkpointKnn } from '../train/knn-monitor';
 import { addRecipeCommand, epochProgress, percent } from './recipe-command';
+import { worldFromEnv } from '../distributed/env';
 
 /** Flag names of the recipe fields, in --help order; they are the names earlier releases had. */
 export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
@@ -31,6 +32,7 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flags: '--cuda-graph', path: 'cudaGraph' },
   { flags: '--loss-every <n>', path: 'lossEvery' },
   { flags: '--collapse-every <n>', path: 'collapseEvery' },
+  { flags: '--sync-check-every <n>', path: 'syncCheckEvery' },
   { flags: '--seed <n>', path: 'seed' },
   { flags: '--workers <n>', path: 'workers' },
   { flags: '--strict', path: 'strict' },
@@ -110,7 +112,9 @@ export function addPretrainCommands(program: Command): void {
     schema: pretrainSchema, flags: PRETRAIN_FLAGS, presets: Object.keys(PRESETS), defaultPreset: `${DEFAULT_PRESET}: the bundled Fashion-MNIST subset`,
     resolve: (input) => pretrainConfig(input as PretrainConfigInput),
     async run(input, run) {
-      const progress = epochProgress(run.quiet === true);
+      // in a distributed run (torchrun's environment) rank 0 alone reports
+      const lead = (worldFromEnv()?.rank ?? 0) === 0;
+      const progress = epochProgress(run.quiet === true || !lead);
       const result = await pretrain(input as PretrainConfigInput, {
         onMessage: (line) => process.stderr.write(`${line}\n`),
         onKnn: ({ epoch, accuracy }) => {
@@ -124,6 +128,7 @@ export function addPretrainCommands(program: Command): void {
         onStep: (r) => progress.step(r),
         onEpoch: () => progress.end(),
       }, { resume: run.resume, ...(run.stopAfter !== undefined ? { stopAfterIterations: run.stopAfter } : {}) });
+      if (!lead) return;
       process.stdout.write(`kNN top-1 before: ${percent(result.knnBefore)}  after: ${percent(result.knnAfter)}\n`);
       if (result.probeBefore !== null || result.probeAfter !== null) {
         process.stdout.write(`linear probe (cached) top-1 before: ${percent(result.probeBefore)}  after: ${percent(result.probeAfter)}\n`);

@@ -10,11 +10,14 @@ import { addFinetuneCommand } from './finetune';
 import { addPredictCommand } from './predict';
 import { addPackCommand } from './pack';
 import { addServeCommand } from './serve';
+import { addLaunchCommand } from './launch';
 
 export function buildProgram(): Command {
   const program = new Command('extrema')
     .description('ExtreMA self-supervised visual representation learning on libtorch')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // options after a subcommand belong to it (launch passes everything after its own on)
+    .enablePositionalOptions();
   addEmbedCommand(program);
   addAttentionCommand(program);
   addPretrainCommands(program);
@@ -23,5 +26,6 @@ export function buildProgram(): Command {
   addPredictCommand(program);
   addPackCommand(program);
   addServeCommand(program);
+  addLaunchCommand(program);
   return program;
 }

@@ -7,8 +7,15 @@ export type LogRecord = { kind: 'step' | 'epoch' | 'knn' | 'event'; iteration: n
 
 export class RunLog {
   private fd: number;
+  private readonly discard: boolean;
 
-  constructor(readonly file: string, resumeAt: number | null) {
+  /** `discard`: a log that writes nothing (the ranks other than 0 of a distributed run). */
+  constructor(readonly file: string, resumeAt: number | null, options: { discard?: boolean } = {}) {
+    this.discard = options.discard ?? false;
+    if (this.discard) {
+      this.fd = -1;
+      return;
+    }
     if (resumeAt === null) {
       this.fd = fs.openSync(file, 'w');
       return;
@@ -20,6 +27,7 @@ export class RunLog {
   }
 
   write(record: LogRecord): void {
+    if (this.discard) return;
     fs.writeSync(this.fd, `${JSON.stringify(record)}\n`);
   }
 

@@ -122,6 +122,7 @@ export const pretrainSchema = record({
   cudaGraph: flag().default(false).describe('capture the training step in a CUDA graph after 3 warm-up steps and replay it (no per-op host cost; masks then come from the device\'s default generator); not with --accumulate > 1, --clip-grad, fp16 or --weight-decay-end; on cpu the same fixed-tensor step runs eagerly'),
   lossEvery: int(1, 100_000).default(20).describe('steps between reading losses back from a GPU (one host sync each; the log still has every step; the CPU reads each step)'),
   collapseEvery: int(0, 100_000).default(20).describe('steps between collapse measurements of the teacher on the current batch (spread, effective rank, mean cosine; logged, plotted, and a warning below spread 0.5); 0: off'),
+  syncCheckEvery: int(0, 1_000_000).default(0).describe('distributed runs: steps between checks that every rank holds bitwise the same student and teacher (a debug aid; 0: off)'),
   seed: int(0, Number.MAX_SAFE_INTEGER - 3).default(0).describe('seed for init, data order, augmentation and masks'),
   workers: int(1, 256).default(8).describe('images decoded at once'),
   strict: flag().default(false).describe('stop on an image that fails to decode (default: report and skip)'),

@@ -21,6 +21,9 @@ import { PendingLosses, addInto } from './loss-readback';
 import { collapseStats, type CollapseStats } from '../extrema/collapse';
 import { StaticPretrainStep } from './graph-step';
 import type { Tensor } from '../tensor/tensor';
+import { ProcessGroup } from '../distributed/process-group';
+import { DistributedDataParallel } from '../distributed/ddp';
+import { worldFromEnv } from '../distributed/env';
 
 export { CHECKPOINT_FILE };
 
@@ -47,6 +50,13 @@ export interface PretrainOptions {
   resume?: string;
   /** Stop, with a checkpoint, once this many optimizer steps are done in total (time-boxed runs, tests). */
   stopAfterIterations?: number;
+  /**
+   * Train data-parallel in this group (each rank passes its own). Default:
+   * join one from torchrun's environment when WORLD_SIZE is set, else train
+   * alone. Rank 0 alone writes the run folder and runs the kNN monitor and
+   * probe; every rank returns the same result.
+   */
+  group?: ProcessGroup | null;
 }
 
 export interface PretrainResult {
@@ -66,9 +76,26 @@ export interface PretrainResult {
 
 export async function pretrain(input: PretrainConfigInput | PretrainConfig, hooks: PretrainHooks = {}, options: PretrainOptions = {}): Promise<PretrainResult> {
   const cfg = pretrainConfig(input as PretrainConfigInput);
-  const say = hooks.onMessage ?? (() => {});
-  const run = setUpRun(cfg, options.resume ?? 'auto', say);
+  const ownGroup = options.group === undefined && worldFromEnv() !== null;
+  const group = ownGroup ? await ProcessGroup.init() : options.group ?? null;
+  try {
+    return await pretrainIn(cfg, group !== null && group.size > 1 ? group : null, hooks, options);
+  } finally {
+    if (ownGroup) group?.destroy();
+  }
+}
+
+async function pretrainIn(cfg: PretrainConfig, group: ProcessGroup | null, hooks: PretrainHooks, options: PretrainOptions): Promise<PretrainResult> {
+  const lead = group === null || group.rank === 0;
+  const say = lead ? hooks.onMessage ?? (() => {}) : () => {};
+  if (group !== null && cfg.cudaGraph) throw new TrainingError('--cuda-graph is not supported in a distributed run yet (the gradient all-reduce would have to be captured too); drop it');
+  const run = setUpRun(cfg, options.resume ?? 'auto', say, group === null ? undefined : { rank: group.rank, size: group.size });
   const { loader, model, optimizer, scaler, log, checkpoint } = run;
+  // Every rank starts from rank 0's weights (a fresh init is seeded alike anyway; this also covers a resume).
+  const ddp = group === null ? null : new DistributedDataParallel(group, model.studentParameters().map(([, p]) => p));
+  const save = (position: RunPosition) => {
+    if (lead) saveTrainingCheckpoint(checkpoint, run, { ...position, worldSize: group?.size ?? 1 }, cfg);
+  };
   const stepsPerEpoch = loader.stepsPerEpoch();
   const stopAfter = options.stopAfterIterations ?? Infinity;
   let position: RunPosition = run.position;
@@ -89,9 +116,11 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
     }
   };
   try {
+    if (ddp !== null) await ddp.broadcastFromRoot([...model.stateDict().values()]);
     if (cfg.cudaGraph) graphed = new StaticPretrainStep(run, true, say);
     const knnBefore = position.iteration === 0 ? await monitor(run, 0, 0, hooks) : run.knnBeforeFromLog;
     const probeBefore = position.iteration === 0 ? await probe(run, 0, 0, hooks) : run.probeBeforeFromLog;
+    await group?.barrier();
     let knnAfter: number | null = null;
     let probeAfter: number | null = null;
     for (let epoch = position.epoch; epoch < cfg.epochs; epoch++) {
@@ -114,6 +143,10 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
           images += batch.indices.length;
         }
         if (loss === null) continue;
+        if (ddp !== null) {
+          await ddp.syncGradients();
+          await ddp.group.allReduce(loss, 'avg'); // the logged loss is the whole batch's
+        }
         if (graphed === null) {
           if (cfg.clipGrad !== null) {
             scaler.unscale(optimizer);
@@ -125,6 +158,9 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
           model.updateTeacher(momentum);
         }
         position = { epoch, step: step + 1, iteration: position.iteration + 1 };
+        if (ddp !== null && cfg.syncCheckEvery > 0 && position.iteration % cfg.syncCheckEvery === 0) {
+          await ddp.assertSameOnAllRanks(model.parameters(), `After iteration ${position.iteration}, the weights (student and teacher)`);
+        }
         const lr = optimizer.groups[0]?.lr ?? run.lr;
         pending.push(loss, { epoch, t, step: step + 1, iteration: position.iteration, lr, momentum, images, seconds: (performance.now() - started) / 1000 }, collapse);
         loss.dispose();
@@ -134,7 +170,8 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
         if (pending.due || stopping || position.step === stepsPerEpoch) report(pending.take());
         if (stopping) {
           if (position.step === stepsPerEpoch) position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
-          saveTrainingCheckpoint(checkpoint, run, position, cfg);
+          save(position);
+          await group?.barrier();
           return await finish(run, { iterations: position.iteration, knnBefore, knnAfter: null, probeBefore, probeAfter: null, losses }, false, say);
         }
       }
@@ -149,8 +186,10 @@ export async function pretrain(input: PretrainConfigInput | PretrainConfig, hook
       }
       const seconds = (performance.now() - started) / 1000;
       log.write({ kind: 'epoch', iteration: position.iteration, epoch: epoch + 1, seconds, meanLoss: mean(losses.slice(-stepsPerEpoch)) });
-      if (last || (epoch + 1) % cfg.checkpointEvery === 0) saveTrainingCheckpoint(checkpoint, run, position, cfg);
-      await writeRunPlots(cfg.out);
+      if (last || (epoch + 1) % cfg.checkpointEvery === 0) save(position);
+      if (lead) await writeRunPlots(cfg.out);
+      // the others wait here while rank 0 evaluates and writes
+      await group?.barrier();
       hooks.onEpoch?.({ epoch: epoch + 1, knn, seconds });
     }
     return await finish(run, { iterations: position.iteration, knnBefore, knnAfter, probeBefore, probeAfter, losses }, true, say);
@@ -213,7 +252,7 @@ async function probe(run: Run, epoch: number, iteration: number, hooks: Pretrain
 }
 
 async function finish(run: Run, r: Pick<PretrainResult, 'iterations' | 'knnBefore' | 'knnAfter' | 'probeBefore' | 'probeAfter' | 'losses'>, complete: boolean, say: (line: string) => void): Promise<PretrainResult> {
-  const plots = await writeRunPlots(run.cfg.out);
+  const plots = run.world.rank === 0 ? await writeRunPlots(run.cfg.out) : [];
   if (complete) say(`done: checkpoint ${run.checkpoint}; plots ${plots.join(', ')}`);
   return { config: run.cfg, out: run.cfg.out, checkpoint: run.checkpoint, plots, ...r };
 }

@@ -15,6 +15,8 @@ export interface RunPosition {
   step: number;
   /** Optimizer steps taken so far. */
   iteration: number;
+  /** Processes of the run that wrote it (absent: 1); a resume with another count maps the position. */
+  worldSize?: number;
 }
 
 export interface TrainingState {
