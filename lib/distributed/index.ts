@@ -2,4 +2,4 @@
 export { worldFromEnv, type WorldOptions } from './env';
 export { ProcessGroup, available, REDUCE_OPS, type ReduceOp, type InitOptions } from './process-group';
 export { DistributedDataParallel, type DdpOptions } from './ddp';
-export { launch, type LaunchOptions, type LaunchResult } from './launch';
+export { launch, type LaunchOptions, type LaunchResult, type RankFailure } from './launch';

@@ -28,11 +28,21 @@ export interface LaunchOptions {
   graceMs?: number;
 }
 
+export interface RankFailure {
+  rank: number;
+  code: number | null;
+  signal: string | null;
+}
+
 export interface LaunchResult {
   /** 0 when every local rank exited with 0. */
   exitCode: number;
-  /** The first failing rank and how it ended, or null. */
-  failed: { rank: number; code: number | null; signal: string | null } | null;
+  /**
+   * The local ranks that failed, in the order they ended (the first is
+   * usually the cause: when one rank dies, the others' collectives fail next;
+   * ranks the launcher stopped itself are not listed).
+   */
+  failures: RankFailure[];
 }
 
 /** Splits a stream into lines and writes each with a prefix. */
@@ -62,9 +72,11 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   const err = o.stderr ?? ((t: string) => process.stderr.write(t));
   const worldSize = nproc * nnodes;
   const children: ChildProcess[] = [];
-  let failed: LaunchResult['failed'] = null;
+  const failures: RankFailure[] = [];
+  let stopping = false;
   let killTimer: NodeJS.Timeout | null = null;
   const stopOthers = () => {
+    stopping = true;
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
     killTimer = setTimeout(() => {
       for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -89,10 +101,11 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     const done = (code: number | null, signal: string | null) => {
       so.flush();
       se.flush();
-      if ((code !== 0 || signal !== null) && failed === null) {
-        failed = { rank, code, signal };
-        err(`extrema launch: rank ${rank} (pid ${child.pid ?? '?'}) ${signal !== null ? `was killed by ${signal}` : `exited with code ${code}`}; stopping the other ranks\n`);
-        stopOthers();
+      const stoppedByUs = stopping && (signal === 'SIGTERM' || signal === 'SIGKILL') && failures.length > 0;
+      if ((code !== 0 || signal !== null) && !stoppedByUs) {
+        failures.push({ rank, code, signal });
+        err(`extrema launch: rank ${rank} (pid ${child.pid ?? '?'}) ${signal !== null ? `was killed by ${signal}` : `exited with code ${code}`}${stopping ? '' : '; stopping the other ranks'}\n`);
+        if (!stopping) stopOthers();
       }
       resolve();
     };
@@ -104,6 +117,6 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   }));
   await Promise.all(exits);
   if (killTimer !== null) clearTimeout(killTimer);
-  const f = failed as LaunchResult['failed'];
-  return { exitCode: f === null ? 0 : f.code !== null && f.code !== 0 ? f.code : 1, failed: f };
+  const first = failures[0];
+  return { exitCode: first === undefined ? 0 : first.code !== null && first.code !== 0 ? first.code : 1, failures };
 }

@@ -71,6 +71,17 @@ export class ProcessGroup {
     return new ProcessGroup(id, rank, worldSize, localRank);
   }
 
+  /** Runs a collective; a failure says which one, on which rank, and what usually causes it. */
+  private async run(what: string, work: Promise<void>): Promise<void> {
+    try {
+      await work;
+    } catch (e) {
+      const m = (e as Error).message;
+      const hint = /closed|reset|broken pipe|timed out|timeout/i.test(m) ? ' (another rank has probably died or stalled; its own output says why)' : '';
+      throw new Error(`${what} failed on rank ${this.rank} of ${this.size}${hint}: ${m}`, { cause: e });
+    }
+  }
+
   private get handle(): number {
     if (this.id === null) throw new Error('This process group has been destroyed');
     return this.id;
@@ -81,7 +92,7 @@ export class ProcessGroup {
     checkTensor(t, 'the all-reduce tensor');
     oneOf(op, '"op" of allReduce', REDUCE_OPS);
     if (op === 'avg' && !['float32', 'float64', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected a floating tensor to average but received ${t.dtype}; use 'sum'`);
-    await native.distAllReduce(this.handle, [t.id], op === 'avg' ? 'sum' : op);
+    await this.run('all-reduce', native.distAllReduce(this.handle, [t.id], op === 'avg' ? 'sum' : op));
     if (op === 'avg') t.div_(this.size);
   }
 
@@ -89,7 +100,7 @@ export class ProcessGroup {
   async broadcast(t: Tensor, root = 0): Promise<void> {
     checkTensor(t, 'the broadcast tensor');
     intInRange(root, '"root" of broadcast', 0, this.size - 1);
-    await native.distBroadcast(this.handle, [t.id], root);
+    await this.run('broadcast', native.distBroadcast(this.handle, [t.id], root));
   }
 
   /** Every rank's `t`, in rank order, as new tensors (the caller disposes them). */
@@ -97,7 +108,7 @@ export class ProcessGroup {
     checkTensor(t, 'the all-gather tensor');
     const outputs = Array.from({ length: this.size }, () => emptyLike(t));
     try {
-      await native.distAllGather(this.handle, outputs.map((o) => o.id), t.id);
+      await this.run('all-gather', native.distAllGather(this.handle, outputs.map((o) => o.id), t.id));
     } catch (e) {
       for (const o of outputs) o.dispose();
       throw e;
@@ -114,12 +125,12 @@ export class ProcessGroup {
       if (t.dtype !== output.dtype || t.shape.join() !== output.shape.join()) throw new RangeError(`Expected reduce-scatter input ${i} to be ${output.dtype} [${output.shape.join(', ')}] like the output but received ${t.dtype} [${t.shape.join(', ')}]`);
     });
     oneOf(op, '"op" of reduceScatter', ['sum', 'max', 'min', 'product'] as const);
-    await native.distReduceScatter(this.handle, output.id, inputs.map((t) => t.id), op);
+    await this.run('reduce-scatter', native.distReduceScatter(this.handle, output.id, inputs.map((t) => t.id), op));
   }
 
   /** Resolves once every rank has reached it. */
   async barrier(): Promise<void> {
-    await native.distBarrier(this.handle);
+    await this.run('barrier', native.distBarrier(this.handle));
   }
 
   /** A small value for every rank to read (a failing rank's reason). */

@@ -1,0 +1,95 @@
+// Data-parallel pretraining through the launcher: two ranks keep bitwise the
+// same student and teacher, follow the single-process schedule of the same
+// global batch, and only rank 0 writes; a killed rank stops the run with a
+// non-zero exit that names it, and the run resumes from its last checkpoint
+// with another number of processes.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as et from '../../lib';
+import { launch } from '../../lib/distributed';
+import { pretrain, RunLog, type PretrainConfigInput } from '../../lib/train';
+import { readCheckpoint } from '../../lib/extrema';
+import { tmpDir } from '../helpers/oracle';
+import { freePort } from './spawn-ranks';
+
+const skip = et.distributed.available().gloo ? false : 'this build has no torch.distributed';
+const RANK_PROGRAM = path.join(__dirname, 'pretrain-rank.js');
+
+function tiny(out: string, over: PretrainConfigInput = {}): PretrainConfigInput {
+  return {
+    preset: 'demo', out, trainLimit: 160, batchSize: 16, epochs: 2, warmupEpochs: 1, seed: 5, syncCheckEvery: 1,
+    model: {
+      encoder: { imgSize: 28, patchSize: 7, inChans: 1, embedDim: 32, depth: 1, numHeads: 2, classAttentionLayers: 1 },
+      projectorHiddenDim: 48, projectorDim: 16, predictorHiddenDim: 32, maskRatio: 0.75, numMasks: 2,
+    },
+    knn: { every: 1, bankLimit: 64, queryLimit: 32, k: 10, probe: false },
+    ...over,
+  };
+}
+
+async function launchRanks(recipe: PretrainConfigInput, nproc: number, env: Record<string, string> = {}) {
+  let stdout = '';
+  let stderr = '';
+  const r = await launch({
+    nprocPerNode: nproc, masterPort: await freePort(), command: [process.execPath, RANK_PROGRAM, JSON.stringify(recipe)],
+    env: { OMP_NUM_THREADS: '1', ...env }, stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), graceMs: 2000,
+  });
+  const results = stdout.split('\n').filter((l) => l.replace(/^\[rank \d+\] /, '').startsWith('{')).map((l) => JSON.parse(l.replace(/^\[rank \d+\] /, '')) as { rank: number; iterations: number; losses: number[]; knnAfter: number | null });
+  return { ...r, stdout, stderr, results };
+}
+
+const logOf = (out: string) => RunLog.read(path.join(out, 'log.jsonl'));
+
+test('2 ranks x batch 16: same weights on both at every step, the schedule of 1 process x batch 32, rank 0 alone writes', { skip, timeout: 300_000 }, async () => {
+  const dir = tmpDir();
+  try {
+    const two = path.join(dir, 'two');
+    const r = await launchRanks(tiny(two), 2);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.deepEqual(r.results.map((x) => x.rank).sort(), [0, 1]);
+    const [a, b] = r.results;
+    // every rank returns the averaged losses, so the same ones
+    assert.deepEqual(a!.losses, b!.losses);
+    assert.equal(a!.iterations, 10); // 160 images / (2 x 16) = 5 steps a epoch
+    const single = path.join(dir, 'one');
+    await pretrain(tiny(single, { batchSize: 32 }), {}, { resume: 'never' });
+    const lrs = (out: string) => logOf(out).filter((x) => x.kind === 'step').map((x) => x.lr as number);
+    assert.deepEqual(lrs(two), lrs(single), 'the peak lr counts both ranks\' images and the schedule runs over the same steps');
+    const losses = logOf(two).filter((x) => x.kind === 'step').map((x) => x.loss as number);
+    assert.deepEqual(losses, a!.losses);
+    assert.ok(losses.every(Number.isFinite));
+    // one writer: one config, one log with one record per step, one checkpoint that knows its world
+    assert.equal(logOf(two).filter((x) => x.kind === 'knn').length, 3);
+    const ckpt = readCheckpoint(path.join(two, 'checkpoint.safetensors'));
+    try {
+      assert.equal(JSON.parse(ckpt.metadata.position!).worldSize, 2);
+    } finally {
+      ckpt.dispose();
+    }
+    assert.equal(fs.readdirSync(two).filter((f) => f.includes('.tmp')).length, 0);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a killed rank: the launcher names it and exits non-zero; the run resumes from its last checkpoint in 1 process', { skip, timeout: 300_000 }, async () => {
+  const dir = tmpDir();
+  try {
+    const out = path.join(dir, 'run');
+    const r = await launchRanks(tiny(out, { epochs: 3 }), 2, { DIE_AT_ITERATION: '7' });
+    assert.notEqual(r.exitCode, 0);
+    assert.ok(r.failures.some((f) => f.rank === 1 && f.signal === 'SIGKILL'), JSON.stringify(r.failures));
+    assert.match(r.stderr, /extrema launch: rank 1 \(pid \d+\) was killed by SIGKILL/);
+    // the last checkpoint is the end of epoch 1 (iteration 5)
+    const messages: string[] = [];
+    const resumed = await pretrain(tiny(out, { epochs: 3 }), { onMessage: (m) => messages.push(m) }, { resume: 'auto' });
+    assert.ok(messages.some((m) => /written by 2 processes and this run has 1: epoch 1, step 0 becomes step 0 of 10/.test(m)), messages.join('\n'));
+    assert.ok(messages.some((m) => /resumed from .* at epoch 1, step 0 \(iteration 10\)/.test(m)), messages.join('\n'));
+    assert.equal(resumed.iterations, 30);
+    assert.ok(resumed.knnAfter !== null);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
