@@ -63,7 +63,10 @@ function rebuildReason(stamp, current, { outputMtime, newestSourceMtime }) {
 
 function newestSource() {
   const files = [path.join(ROOT, 'CMakeLists.txt')];
-  for (const f of fs.readdirSync(path.join(ROOT, 'native'))) files.push(path.join(ROOT, 'native', f));
+  // every file under native/, vendored headers included
+  for (const e of fs.readdirSync(path.join(ROOT, 'native'), { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) files.push(path.join(e.parentPath ?? e.path, e.name));
+  }
   return Math.max(...files.map((f) => fs.statSync(f).mtimeMs));
 }
 

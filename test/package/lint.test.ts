@@ -40,7 +40,9 @@ test('the tarball ships the library, its types, the native sources and what the 
     pkg.main, pkg.types, pkg.bin.extrema, 'examples/data/fashion-mnist/train-images-idx3-ubyte.gz']) {
     assert.ok(files.includes(f), `${f} is missing from the tarball`);
   }
-  const native = fs.readdirSync(path.join(ROOT, 'native')).map((f) => `native/${f}`);
+  const native = (fs.readdirSync(path.join(ROOT, 'native'), { recursive: true, withFileTypes: true }) as fs.Dirent[])
+    .filter((e) => e.isFile()).map((e) => path.relative(ROOT, path.join(e.parentPath, e.name)).split(path.sep).join('/'));
+  assert.ok(native.includes('native/third_party/gloo/include/gloo/context.h'), 'the walk reaches nested folders');
   for (const f of native) assert.ok(files.includes(f), `${f} is missing from the tarball`);
   // The install script and every local module it requires, transitively.
   const script = /^node (\S+)/.exec(pkg.scripts.install)![1]!;
