@@ -9,7 +9,7 @@ import { PRESETS, DEFAULT_PRESET, pretrainSchema, pretrainConfig, knnFields, typ
 import { addSchemaOptions, inputFromFlags, parseConfig, int, text, record, type FlagSpec } from '../config';
 import { checkpointKnn } from '../train/knn-monitor';
 import { addRecipeCommand, epochProgress, percent } from './recipe-command';
-import { worldFromEnv } from '../distributed/env';
+import { worldFromEnv } from '../runtime/world-env';
 
 /** Flag names of the recipe fields, in --help order; they are the names earlier releases had. */
 export const PRETRAIN_FLAGS: readonly FlagSpec[] = [

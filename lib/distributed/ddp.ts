@@ -12,7 +12,7 @@ import { cat } from '../tensor/functional';
 import { zerosLike } from '../tensor/creation';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
-import type { ProcessGroup } from './process-group';
+import type { ProcessGroup } from '../runtime/process-group';
 
 export interface DdpOptions {
   /** Bytes of gradients per all-reduce (default 25 MiB, as torch). */

@@ -21,9 +21,9 @@ import { PendingLosses, addInto } from './loss-readback';
 import { collapseStats, type CollapseStats } from '../extrema/collapse';
 import { StaticPretrainStep } from './graph-step';
 import type { Tensor } from '../tensor/tensor';
-import { ProcessGroup } from '../distributed/process-group';
+import { ProcessGroup } from '../runtime/process-group';
 import { DistributedDataParallel } from '../distributed/ddp';
-import { worldFromEnv } from '../distributed/env';
+import { worldFromEnv } from '../runtime/world-env';
 
 export { CHECKPOINT_FILE };
 

@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor/tensor';
 import { isTensor } from '../tensor/tensor';
 import { emptyLike } from '../tensor/creation';
 import { intInRange, oneOf } from '../checks';
-import { worldFromEnv, type WorldOptions } from './env';
+import { worldFromEnv, type WorldOptions } from './world-env';
 
 export const REDUCE_OPS = ['sum', 'avg', 'max', 'min', 'product'] as const;
 export type ReduceOp = (typeof REDUCE_OPS)[number];
