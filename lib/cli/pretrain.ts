@@ -115,7 +115,7 @@ export function addPretrainCommands(program: Command): void {
       // in a distributed run (torchrun's environment) rank 0 alone reports
       const lead = (worldFromEnv()?.rank ?? 0) === 0;
       const progress = epochProgress(run.quiet === true || !lead);
-      const result = await pretrain(input as PretrainConfigInput, {
+      const result = await pretrain(input as PretrainConfigInput, !lead ? {} : {
         onMessage: (line) => process.stderr.write(`${line}\n`),
         onKnn: ({ epoch, accuracy }) => {
           progress.end();

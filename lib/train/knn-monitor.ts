@@ -6,6 +6,12 @@ import { loadEncoder } from '../extrema/checkpoint';
 import { embedDataset } from '../eval/embed';
 import { knnAccuracy } from '../eval/knn';
 import type { VisionTransformer } from '../nn/vision-transformer';
+import { subsetDataset } from '../data/subset';
+import { cat } from '../tensor/functional';
+import { zeros, full } from '../tensor/creation';
+import { scope } from '../tensor/scope';
+import type { Tensor } from '../tensor/tensor';
+import type { ProcessGroup } from '../runtime/process-group';
 
 export interface KnnSets {
   bank: ImageDataset;
@@ -33,6 +39,58 @@ export async function knnMonitor(encoder: VisionTransformer, sets: KnnSets, o: {
     }
   } finally {
     bank.dispose();
+  }
+}
+
+/**
+ * The kNN monitor of a data-parallel run: each rank embeds its contiguous
+ * share of the bank and the queries, the features are all-gathered, and
+ * every rank computes the same accuracy.
+ */
+export async function knnMonitorSharded(encoder: VisionTransformer, sets: KnnSets, group: ProcessGroup, o: { k: number; temperature: number; device?: string; batchSize?: number }): Promise<number> {
+  const gathered = async (data: ImageDataset): Promise<{ features: Tensor; labels: Tensor }> => {
+    const per = Math.ceil(data.count / group.size);
+    const start = Math.min(data.count, group.rank * per);
+    const end = Math.min(data.count, start + per);
+    let features: Tensor;
+    let labels: Tensor;
+    if (end > start) {
+      const part = await embedDataset(encoder, subsetDataset(data, Array.from({ length: end - start }, (_, i) => start + i)), o);
+      // every rank sends `per` rows (all-gather wants equal shapes); the last share is padded
+      ({ features, labels } = scope(() => ({
+        features: cat([part.features, zeros([per - (end - start), encoder.embedDim], { device: part.features.device })], 0).keep(),
+        labels: cat([part.labels!, full([per - (end - start)], -1, { dtype: 'int64', device: part.features.device })], 0).keep(),
+      })));
+      part.dispose();
+    } else {
+      features = zeros([per, encoder.embedDim], { device: o.device });
+      labels = full([per], -1, { dtype: 'int64', device: o.device });
+    }
+    const parts: Tensor[] = [];
+    try {
+      parts.push(...(await group.allGather(features)));
+      parts.push(...(await group.allGather(labels)));
+      const ranks = group.size;
+      return scope(() => ({
+        features: cat(parts.slice(0, ranks), 0).narrow(0, 0, data.count).contiguous().keep(),
+        labels: cat(parts.slice(ranks), 0).narrow(0, 0, data.count).contiguous().keep(),
+      }));
+    } finally {
+      for (const t of [features, labels, ...parts]) t.dispose();
+    }
+  };
+  const bank = await gathered(sets.bank);
+  try {
+    const queries = await gathered(sets.queries);
+    try {
+      return knnAccuracy(bank.features, bank.labels, queries.features, queries.labels, { k: o.k, temperature: o.temperature }).accuracy;
+    } finally {
+      queries.features.dispose();
+      queries.labels.dispose();
+    }
+  } finally {
+    bank.features.dispose();
+    bank.labels.dispose();
   }
 }
 

@@ -13,7 +13,7 @@ import { autocast, synchronize } from '../runtime/device-runtime';
 import { scope } from '../tensor/scope';
 import { pretrainConfig, type PretrainConfig, type PretrainConfigInput } from './config';
 import { saveTrainingCheckpoint, type RunPosition } from './state';
-import { knnMonitor } from './knn-monitor';
+import { knnMonitor, knnMonitorSharded } from './knn-monitor';
 import { cachedProbe } from '../eval/linprobe';
 import { writeRunPlots } from './run-plots';
 import { setUpRun, CHECKPOINT_FILE, type Run } from './run-setup';
@@ -53,8 +53,9 @@ export interface PretrainOptions {
   /**
    * Train data-parallel in this group (each rank passes its own). Default:
    * join one from torchrun's environment when WORLD_SIZE is set, else train
-   * alone. Rank 0 alone writes the run folder and runs the kNN monitor and
-   * probe; every rank returns the same result.
+   * alone. Rank 0 alone writes the run folder and runs the linear probe;
+   * the kNN monitor is shared out. Every rank returns the same result but
+   * the probe's numbers (rank 0's alone).
    */
   group?: ProcessGroup | null;
 }
@@ -118,7 +119,7 @@ async function pretrainIn(cfg: PretrainConfig, group: ProcessGroup | null, hooks
   try {
     if (ddp !== null) await ddp.broadcastFromRoot([...model.stateDict().values()]);
     if (cfg.cudaGraph) graphed = new StaticPretrainStep(run, true, say);
-    const knnBefore = position.iteration === 0 ? await monitor(run, 0, 0, hooks) : run.knnBeforeFromLog;
+    const knnBefore = position.iteration === 0 ? await monitor(run, 0, 0, hooks, group) : run.knnBeforeFromLog;
     const probeBefore = position.iteration === 0 ? await probe(run, 0, 0, hooks) : run.probeBeforeFromLog;
     await group?.barrier();
     let knnAfter: number | null = null;
@@ -179,7 +180,7 @@ async function pretrainIn(cfg: PretrainConfig, group: ProcessGroup | null, hooks
       if (cfg.device !== 'cpu') synchronize(cfg.device);
       position = { epoch: epoch + 1, step: 0, iteration: position.iteration };
       const last = epoch + 1 === cfg.epochs;
-      const knn = last || (epoch + 1) % cfg.knn.every === 0 ? await monitor(run, epoch + 1, position.iteration, hooks) : null;
+      const knn = last || (epoch + 1) % cfg.knn.every === 0 ? await monitor(run, epoch + 1, position.iteration, hooks, group) : null;
       if (last) {
         knnAfter = knn;
         probeAfter = await probe(run, epoch + 1, position.iteration, hooks);
@@ -233,18 +234,26 @@ function graphedStep(run: Run, step: StaticPretrainStep, batch: Batch, lr: numbe
   }
 }
 
-/** The kNN monitor on the teacher, logged (null when the run has no queries or the monitor is off). */
-async function monitor(run: Run, epoch: number, iteration: number, hooks: PretrainHooks): Promise<number | null> {
+/**
+ * The kNN monitor on the teacher, logged (null when the run has no queries or
+ * the monitor is off); in a data-parallel run every rank embeds its share and
+ * the features are all-gathered.
+ */
+async function monitor(run: Run, epoch: number, iteration: number, hooks: PretrainHooks, group: ProcessGroup | null): Promise<number | null> {
   if (run.knnSets === null) return null;
-  const accuracy = await knnMonitor(run.model.momentum_encoder, run.knnSets, { k: run.cfg.knn.k, temperature: run.cfg.knn.temperature, device: run.cfg.device });
+  const o = { k: run.cfg.knn.k, temperature: run.cfg.knn.temperature, device: run.cfg.device };
+  const accuracy = group === null ? await knnMonitor(run.model.momentum_encoder, run.knnSets, o) : await knnMonitorSharded(run.model.momentum_encoder, run.knnSets, group, o);
   run.log.write({ kind: 'knn', iteration, epoch, accuracy });
   hooks.onKnn?.({ epoch, accuracy });
   return accuracy;
 }
 
-/** The cached linear probe on the kNN sets (teacher, class token before the final norm), logged; null unless knn.probe. */
+/**
+ * The cached linear probe on the kNN sets (teacher, class token before the
+ * final norm), logged; null unless knn.probe, and on ranks other than 0.
+ */
 async function probe(run: Run, epoch: number, iteration: number, hooks: PretrainHooks): Promise<number | null> {
-  if (run.knnSets === null || !run.cfg.knn.probe) return null;
+  if (run.knnSets === null || !run.cfg.knn.probe || run.world.rank !== 0) return null;
   const { top1 } = await cachedProbe(run.model.momentum_encoder, run.knnSets.bank, run.knnSets.queries, { device: run.cfg.device, seed: run.cfg.seed });
   run.log.write({ kind: 'event', event: 'probe', iteration, epoch, top1 });
   hooks.onProbe?.({ epoch, top1 });

@@ -59,7 +59,7 @@ export interface RunWorld {
 
 /**
  * Sets the run up for this process. In a data-parallel run (world.size > 1)
- * rank 0 alone writes the run folder and holds the kNN sets; each rank reads
+ * rank 0 alone writes the run folder; each rank reads
  * its shard of every epoch, and draws augmentations and masks from
  * generators seeded from (seed, rank); the peak lr counts every rank's images.
  */
@@ -80,7 +80,7 @@ export function setUpRun(cfg: PretrainConfig, resume: string, say: (line: string
     mode: 'train', batchSize: cfg.batchSize, accumulate: cfg.accumulate, seed: cfg.seed, device: cfg.device, concurrency: cfg.workers, strict: cfg.strict,
     onSkip: (name, e) => say(`skipped ${name}: ${e.message}`), shard: world,
   });
-  const knnSets = !lead || cfg.knn.queries === null || cfg.knn.every === 0 ? null
+  const knnSets = cfg.knn.queries === null || cfg.knn.every === 0 ? null
     : openKnnSets(cfg.knn.bank ?? cfg.train, cfg.knn.queries, size, channels, cfg.knn.bankLimit, cfg.knn.queryLimit);
   const ranks = world.size > 1 ? ` on each of ${world.size} ranks` : '';
   say(`data: ${train.describe}; ${loader.stepsPerEpoch()} steps per epoch of ${cfg.batchSize * cfg.accumulate} images${ranks}`);

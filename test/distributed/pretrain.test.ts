@@ -11,11 +11,15 @@ import * as et from '../../lib';
 import { launch } from '../../lib/distributed';
 import { pretrain, RunLog, type PretrainConfigInput } from '../../lib/train';
 import { readCheckpoint } from '../../lib/extrema';
+import { checkpointKnn } from '../../lib/train/knn-monitor';
 import { tmpDir } from '../helpers/oracle';
 import { freePort } from './spawn-ranks';
 
 const skip = et.distributed.available().gloo ? false : 'this build has no torch.distributed';
 const RANK_PROGRAM = path.join(__dirname, 'pretrain-rank.js');
+const BUNDLED = path.resolve(__dirname, '..', '..', '..', 'examples', 'data', 'fashion-mnist');
+const BUNDLED_TRAIN = path.join(BUNDLED, 'train-images-idx3-ubyte.gz');
+const BUNDLED_TEST = path.join(BUNDLED, 't10k-images-idx3-ubyte.gz');
 
 function tiny(out: string, over: PretrainConfigInput = {}): PretrainConfigInput {
   return {
@@ -53,6 +57,10 @@ test('2 ranks x batch 16: same weights on both at every step, the schedule of 1 
     // every rank returns the averaged losses, so the same ones
     assert.deepEqual(a!.losses, b!.losses);
     assert.equal(a!.iterations, 10); // 160 images / (2 x 16) = 5 steps a epoch
+    // the kNN monitor's shares, all-gathered, give what the whole sets give on the final teacher
+    assert.equal(a!.knnAfter, b!.knnAfter);
+    const whole = await checkpointKnn({ checkpoint: path.join(two, 'checkpoint.safetensors'), train: BUNDLED_TRAIN, test: BUNDLED_TEST, bankLimit: 64, queryLimit: 32, k: 10, temperature: 0.07, batchSize: 256, device: 'cpu' });
+    assert.ok(Math.abs(a!.knnAfter! - whole.accuracy) <= 1 / 32 + 1e-9, `sharded kNN ${a!.knnAfter} vs ${whole.accuracy}`);
     const single = path.join(dir, 'one');
     await pretrain(tiny(single, { batchSize: 32 }), {}, { resume: 'never' });
     const lrs = (out: string) => logOf(out).filter((x) => x.kind === 'step').map((x) => x.lr as number);
