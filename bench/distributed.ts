@@ -2,9 +2,10 @@
 // step (augment, 80% x 2 masks, forward, backward, AdamW, EMA) at a global
 // batch of 256, as 1 process with 2 threads against 2 Gloo ranks with 1 thread
 // and batch 128 each, ours and PyTorch's (bench/distributed_reference.py, its
-// DistributedDataParallel under torchrun) in the same run. A rank times its
-// steps with the gradient all-reduce and without it (noSync / no_sync); the
-// difference is the communication a step waits for.
+// DistributedDataParallel under torchrun) in the same run; both all-reduce
+// during backward with c10d's Reducer. A rank times its steps with the
+// gradient all-reduce and without it; the difference is the communication a
+// step waits for.
 //   node dist/bench/distributed.js            (BENCH_STEPS, default 12)
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
@@ -41,9 +42,11 @@ async function rankTiming(batch: number, threads: number): Promise<Timing | null
   const step = async (sync: boolean) => {
     et.scope(() => {
       const { student, teacher } = augmentPair(images, aug, gAug);
-      model.forward(student, teacher, { generator: gMask }).loss.backward();
+      const { loss } = model.forward(student, teacher, { generator: gMask });
+      if (sync) ddp?.beforeBackward();
+      loss.backward();
     });
-    if (ddp !== null && sync) await ddp.syncGradients();
+    if (ddp !== null && sync) await ddp.afterBackward();
     opt.step();
     model.zeroGrad();
     model.updateTeacher(0.996);
@@ -62,6 +65,7 @@ async function rankTiming(batch: number, threads: number): Promise<Timing | null
   const withSync = await timed(true);
   const without = group === null ? withSync : await timed(false);
   const out = { world: group?.size ?? 1, batch, threads, step_s: withSync, no_sync_step_s: without, grad_bytes: params.reduce((n, p) => n + p.numel * 4, 0) };
+  ddp?.dispose();
   group?.destroy();
   images.dispose();
   return rank === 0 ? out : null;

@@ -117,6 +117,9 @@ export interface NativeBinding {
   distStoreGet(group: number, key: string): Uint8Array;
   distStoreCheck(group: number, key: string): boolean;
   distDestroy(group: number): void;
+  distReducerCreate(group: number, params: Handle[], bucketBytes: number, firstBucketBytes: number): { id: number; buckets: number };
+  distReducerPrepare(id: number): void;
+  distReducerDispose(id: number): void;
 }
 
 function load(): NativeBinding {

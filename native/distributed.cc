@@ -15,8 +15,10 @@
 
 #ifdef EXTREMA_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/reducer.hpp>
 #endif
 
 namespace extrema {
@@ -27,6 +29,8 @@ namespace {
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
+  // The same backend as a ProcessGroup, which is what c10d's Reducer takes.
+  c10::intrusive_ptr<c10d::ProcessGroup> group;
   int rank = 0;
   int size = 1;
 };
@@ -78,6 +82,9 @@ class InitWorker : public Napi::AsyncWorker {
       group_->store = c10::make_intrusive<c10d::PrefixStore>(o_.prefix, tcp);
       auto options = c10d::ProcessGroupGloo::Options::create_default(o_.timeout);
       group_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, o_.rank, o_.size, options);
+      group_->group = c10::make_intrusive<c10d::ProcessGroup>(group_->store, o_.rank, o_.size);
+      group_->group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, group_->backend);
+      group_->group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
       group_->rank = o_.rank;
       group_->size = o_.size;
     } catch (const c10::Error& e) {
@@ -269,6 +276,61 @@ Napi::Value DistStoreGet(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// c10d's Reducer, torch DDP's engine: it hooks each parameter's gradient
+// accumulator, all-reduces a bucket as soon as its gradients are all ready
+// (while backward goes on), and before backward returns writes the averaged
+// gradients into .grad. Ids index this table; a disposed slot stays null.
+thread_local std::vector<std::unique_ptr<c10d::Reducer>> g_reducers;
+
+c10d::Reducer& GetReducer(const Napi::Value& v) {
+  double id = ToDouble(v, "reducer");
+  TORCH_CHECK(id >= 0 && id < static_cast<double>(g_reducers.size()) && std::trunc(id) == id &&
+                  g_reducers[static_cast<size_t>(id)],
+              "unknown or disposed reducer ", id);
+  return *g_reducers[static_cast<size_t>(id)];
+}
+
+// distReducerCreate(group, params, bucketBytes, firstBucketBytes) -> id. The
+// buckets are torch DDP's: a small first one, then bucketBytes each, in
+// reverse parameter order (the order backward produces gradients).
+Napi::Value DistReducerCreate(const Napi::CallbackInfo& info) {
+  Group& g = GetGroup(info[0]);
+  std::vector<at::Tensor> params;
+  for (const auto& item : ArrayItems(info[1], "an array of tensors", "parameters")) params.push_back(UnwrapTensor(item, "parameter"));
+  TORCH_CHECK(!params.empty(), "a reducer needs at least one parameter");
+  for (const auto& p : params) TORCH_CHECK(p.requires_grad() && p.is_leaf(), "every parameter given to the reducer must be a leaf that requires grad");
+  int64_t cap = ToInt64(info[2], "bucketBytes");
+  int64_t first = ToInt64(info[3], "firstBucketBytes");
+  TORCH_CHECK(cap > 0 && first > 0, "bucket sizes must be positive");
+  std::vector<bool> dense(params.size(), false);
+  auto [indices, limits] = c10d::compute_bucket_assignment_by_size(params, {static_cast<size_t>(first), static_cast<size_t>(cap)}, dense);
+  std::reverse(indices.begin(), indices.end());
+  std::reverse(limits.begin(), limits.end());
+  std::vector<int64_t> limits64(limits.begin(), limits.end());
+  auto reducer = std::make_unique<c10d::Reducer>(params, indices, g.group, dense, cap, /*find_unused_parameters=*/false,
+                                                 /*gradient_as_bucket_view=*/false, std::unordered_map<size_t, std::string>(), first,
+                                                 /*skip_all_reduce_unused_params=*/false, /*use_python_reducer=*/false, limits64);
+  g_reducers.push_back(std::move(reducer));
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("id", static_cast<double>(g_reducers.size() - 1));
+  out.Set("buckets", static_cast<double>(indices.size()));
+  return out;
+}
+
+// distReducerPrepare(id): the next backward all-reduces (torch DDP calls
+// this in forward; without it, as in no_sync(), gradients stay local).
+Napi::Value DistReducerPrepare(const Napi::CallbackInfo& info) {
+  GetReducer(info[0]).prepare_for_backward({});
+  return info.Env().Undefined();
+}
+
+Napi::Value DistReducerDispose(const Napi::CallbackInfo& info) {
+  double id = ToDouble(info[0], "reducer");
+  GetReducer(info[0]);
+  g_reducers[static_cast<size_t>(id)].reset();
+  return info.Env().Undefined();
+}
+
 // distDestroy(group): drops this rank's group; work still in flight keeps
 // what it needs alive until it completes.
 Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
@@ -306,6 +368,9 @@ void RegisterDistributed(Napi::Env env, Napi::Object exports) {
   Export<DistStoreGet>(env, exports, "distStoreGet");
   Export<DistStoreCheck>(env, exports, "distStoreCheck");
   Export<DistDestroy>(env, exports, "distDestroy");
+  Export<DistReducerCreate>(env, exports, "distReducerCreate");
+  Export<DistReducerPrepare>(env, exports, "distReducerPrepare");
+  Export<DistReducerDispose>(env, exports, "distReducerDispose");
 #endif
 }
 

@@ -2,21 +2,26 @@
 // computes gradients on its own share of the batch, and the gradients are
 // averaged before the optimizer step, so all ranks take the same step.
 //
-// Gradients go in buckets of about 25 MiB, in reverse registration order (the
-// order backward produces them, as torch's DDP), each flattened into one
-// tensor so that a bucket is one all-reduce; all buckets are in flight at once
-// on Gloo's threads. Unlike torch's DDP the all-reduces start after backward
-// returns, not while it runs: this addon's backward is one native call with no
-// hook back into JS midway.
+// Two ways to average, same result:
+// - 'overlap' (default): c10d's Reducer, torch DDP's own engine
+//   (lib/runtime/gradient-reducer.ts), all-reduces buckets of gradients
+//   (1 MiB first, then 25 MiB, in reverse registration order) while backward
+//   is still running; call beforeBackward() before the backward that should
+//   sync.
+// - 'after': once backward has returned, the same buckets flattened into one
+//   tensor each and all in flight at once (afterBackward() / syncGradients()).
 import { cat } from '../tensor/functional';
 import { zerosLike } from '../tensor/creation';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import type { ProcessGroup } from '../runtime/process-group';
+import { GradientReducer } from '../runtime/gradient-reducer';
 
 export interface DdpOptions {
   /** Bytes of gradients per all-reduce (default 25 MiB, as torch). */
   bucketBytes?: number;
+  /** 'overlap' (default): all-reduce during backward (c10d's Reducer); 'after': after backward returns. */
+  mode?: 'overlap' | 'after';
 }
 
 const BYTES: Record<string, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2 };
@@ -24,11 +29,16 @@ const BYTES: Record<string, number> = { float64: 8, float32: 4, float16: 2, bflo
 export class DistributedDataParallel {
   /** Parameters grouped into buckets: reverse registration order, one dtype per bucket. */
   readonly buckets: Tensor[][];
+  readonly mode: 'overlap' | 'after';
   private syncing = true;
+  private readonly reducer: GradientReducer | null;
 
   constructor(readonly group: ProcessGroup, readonly params: Tensor[], options: DdpOptions = {}) {
     const limit = options.bucketBytes ?? 25 * 1024 * 1024;
-    if (!(limit > 0)) throw new RangeError(`Expected a positive "bucketBytes" but received ${String(limit)}`);
+    if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`Expected a positive integer "bucketBytes" but received ${String(limit)}`);
+    this.mode = options.mode ?? 'overlap';
+    if (this.mode !== 'overlap' && this.mode !== 'after') throw new TypeError(`Expected "overlap" or "after" for the DDP mode but received ${String(this.mode)}`);
+    this.reducer = this.mode === 'overlap' && group.size > 1 ? new GradientReducer(group, params, { bucketBytes: limit }) : null;
     this.buckets = [];
     let bucket: Tensor[] = [];
     let bytes = 0;
@@ -64,9 +74,24 @@ export class DistributedDataParallel {
     }
   }
 
-  /** Whether syncGradients() would reduce (false inside noSync). */
+  /** Whether the next backward's gradients are averaged (false inside noSync). */
   get syncEnabled(): boolean {
     return this.syncing;
+  }
+
+  /** Call before a backward whose gradients should be averaged (the overlap mode's hooks then fire during it). */
+  beforeBackward(): void {
+    if (this.syncing && this.reducer !== null) this.reducer.prepareForBackward();
+  }
+
+  /** Call after that backward: in the 'after' mode this is where the gradients are averaged. */
+  async afterBackward(): Promise<void> {
+    if (this.reducer === null) await this.syncGradients();
+  }
+
+  /** Removes the overlap mode's hooks. */
+  dispose(): void {
+    this.reducer?.dispose();
   }
 
   /**

@@ -87,6 +87,11 @@ export class ProcessGroup {
     return this.id;
   }
 
+  /** @internal The native group id (for lib/runtime's GradientReducer). */
+  get _handle(): number {
+    return this.handle;
+  }
+
   /** Reduces `t` over all ranks, in place on every rank ('avg': the sum divided by size, floating tensors only). */
   async allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
     checkTensor(t, 'the all-reduce tensor');

@@ -135,7 +135,10 @@ async function pretrainIn(cfg: PretrainConfig, group: ProcessGroup | null, hooks
         const momentum = momentumAt(t, cfg.epochs, cfg.model.momentum, cfg.model.momentumSchedule);
         let loss: Tensor | null = null;
         let collapse: Tensor | null = null;
+        let micro = 0;
         for await (const batch of batches) {
+          // the last micro-batch's backward averages the gradients over the ranks (during backward)
+          if (ddp !== null && ++micro === cfg.accumulate) ddp.beforeBackward();
           const measure: boolean = loss === null && cfg.collapseEvery > 0 && position.iteration % cfg.collapseEvery === 0;
           // the graphed step also takes the optimizer step and the EMA update (one micro-batch a step)
           const l: { loss: Tensor; collapse: Tensor | null } = graphed === null ? backward(run, batch, measure) : graphedStep(run, graphed, batch, scheduledLr, momentum, measure);
@@ -145,7 +148,7 @@ async function pretrainIn(cfg: PretrainConfig, group: ProcessGroup | null, hooks
         }
         if (loss === null) continue;
         if (ddp !== null) {
-          await ddp.syncGradients();
+          await ddp.afterBackward();
           await ddp.group.allReduce(loss, 'avg'); // the logged loss is the whole batch's
         }
         if (graphed === null) {
@@ -197,6 +200,7 @@ async function pretrainIn(cfg: PretrainConfig, group: ProcessGroup | null, hooks
   } finally {
     pending.dispose();
     graphed?.dispose();
+    ddp?.dispose();
     run.dispose();
   }
 }

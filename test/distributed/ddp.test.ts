@@ -7,8 +7,8 @@ import { spawnRanks } from './spawn-ranks';
 
 const skip = et.distributed.available().gloo ? false : 'this build has no torch.distributed';
 
-test('2 ranks x batch 8 give the loss curve and weights of 1 process x batch 16', { skip, timeout: 120_000 }, async () => {
-  const [two, one] = [await spawnRanks('ddp', 2), await spawnRanks('ddp', 1)];
+for (const mode of ['overlap', 'after']) test(`2 ranks x batch 8 give the loss curve and weights of 1 process x batch 16 (all-reduce ${mode === 'overlap' ? 'during backward, c10d\'s Reducer' : 'after backward'})`, { skip, timeout: 120_000 }, async () => {
+  const [two, one] = [await spawnRanks('ddp', 2, { DDP_MODE: mode }), await spawnRanks('ddp', 1)];
   for (const e of [...two, ...one]) assert.equal(e.code, 0, `rank ${e.rank} failed: ${e.stderr}`);
   const single = one[0]!.result! as { losses: number[]; params: number[][] };
   for (const e of two) {

@@ -56,7 +56,8 @@ async function ddp(g: ProcessGroup): Promise<Result> {
   // different init on each rank: the broadcast must make them equal
   const model = new et.nn.Sequential(new et.nn.Linear(12, 32, { generator: et.Generator.create(100 + g.rank) }), new et.nn.GELU(), new et.nn.Linear(32, 4, { generator: et.Generator.create(200 + g.rank) }));
   const params = model.parameters();
-  const dp = new DistributedDataParallel(g, params, { bucketBytes: 1024 }); // several buckets
+  const mode = (process.env.DDP_MODE ?? 'overlap') as 'overlap' | 'after';
+  const dp = new DistributedDataParallel(g, params, { bucketBytes: 1024, mode }); // several buckets
   await dp.broadcastFromRoot(params);
   const opt = new et.AdamW(params, { lr: 1e-2, weightDecay: 0.05 });
   const losses: number[] = [];
@@ -64,11 +65,12 @@ async function ddp(g: ProcessGroup): Promise<Result> {
     const rows = et.arange(s * batch + g.rank, (s + 1) * batch, g.size, { dtype: 'int64' });
     const loss = et.scope(() => {
       const l = et.crossEntropy(model.forward(x.indexSelect(0, rows)), y.indexSelect(0, rows));
+      dp.beforeBackward();
       l.backward();
       return l.detach().keep();
     });
     rows.dispose();
-    await dp.syncGradients();
+    await dp.afterBackward();
     opt.step();
     opt.zeroGrad();
     await g.allReduce(loss, 'avg');
@@ -76,6 +78,7 @@ async function ddp(g: ProcessGroup): Promise<Result> {
     loss.dispose();
   }
   await dp.assertSameOnAllRanks(params, 'the trained weights');
+  dp.dispose();
   return { losses, params: params.map((p) => Array.from(p.toTypedArray(), Number)), buckets: dp.buckets.length };
 }
 
