@@ -1,9 +1,19 @@
 // One rank of the distributed tests (spawned by spawn-ranks.ts with torchrun's
 // environment): runs a scenario and prints its results as one JSON line.
 import * as et from '../../lib';
-import { ProcessGroup, DistributedDataParallel } from '../../lib/distributed';
+import { DistributedDataParallel, type ProcessGroup } from '../../lib/distributed';
 
 type Result = Record<string, unknown>;
+
+async function assertRejects(p: Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (pattern.test((e as Error).message)) return;
+    throw e;
+  }
+  throw new Error(`expected a rejection matching ${pattern}`);
+}
 
 const DTYPES = ['float32', 'float64', 'int32', 'int64'] as const;
 
@@ -103,10 +113,13 @@ const SCENARIOS: Record<string, (g: ProcessGroup) => Promise<Result>> = { collec
 
 (async () => {
   const name = process.argv[2]!;
-  const g = await ProcessGroup.init({ timeoutMs: Number(process.env.TEST_TIMEOUT_MS ?? 60_000) });
+  const g = await et.distributed.init({ timeoutMs: Number(process.env.TEST_TIMEOUT_MS ?? 60_000) });
+  if (et.distributed.group() !== g) throw new Error('init() did not set the default group');
+  await assertRejects(et.distributed.init(), /already belongs to a group \(rank \d of \d\)/);
   const result = await SCENARIOS[name]!(g);
   process.stdout.write(`${JSON.stringify({ rank: g.rank, size: g.size, ...result })}\n`);
-  g.destroy();
+  et.distributed.destroy();
+  if (et.distributed.group() !== null) throw new Error('destroy() left the default group set');
 })().catch((e) => {
   process.stderr.write(`rank ${process.env.RANK}: ${(e as Error).stack}\n`);
   process.exit(1);
