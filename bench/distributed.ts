@@ -19,7 +19,7 @@ import { freePort } from '../test/distributed/spawn-ranks';
 const STEPS = Number(process.env.BENCH_STEPS ?? 12);
 const FMNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';
 
-interface Timing { world: number; batch: number; threads: number; step_s: number; no_sync_step_s: number; grad_bytes: number }
+interface Timing { world: number; batch: number; threads: number; step_s: number; no_sync_step_s: number; grad_bytes: number; allreduce_s?: number }
 
 /** One process's part: `batch` images of its own, timed with and without the gradient sync. */
 async function rankTiming(batch: number, threads: number): Promise<Timing | null> {
@@ -64,7 +64,22 @@ async function rankTiming(batch: number, threads: number): Promise<Timing | null
   };
   const withSync = await timed(true);
   const without = group === null ? withSync : await timed(false);
-  const out = { world: group?.size ?? 1, batch, threads, step_s: withSync, no_sync_step_s: without, grad_bytes: params.reduce((n, p) => n + p.numel * 4, 0) };
+  const gradBytes = params.reduce((n, p) => n + p.numel * 4, 0);
+  // a lone all-reduce of all the gradients at once: Gloo's bandwidth here
+  let allreduce: number | undefined;
+  if (group !== null) {
+    const flat = et.zeros([gradBytes / 4]);
+    const times: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      await group.barrier();
+      const t0 = performance.now();
+      await group.allReduce(flat, 'sum');
+      times.push((performance.now() - t0) / 1000);
+    }
+    allreduce = times.slice(2).sort((a, b) => a - b)[5]!;
+    flat.dispose();
+  }
+  const out = { world: group?.size ?? 1, batch, threads, step_s: withSync, no_sync_step_s: without, grad_bytes: gradBytes, allreduce_s: allreduce };
   ddp?.dispose();
   group?.destroy();
   images.dispose();
@@ -112,6 +127,11 @@ async function main(): Promise<void> {
   for (const [name, o, t] of rows) {
     const wait = (x: Timing) => (x.world === 1 ? '-' : `${ms(Math.max(0, x.step_s - x.no_sync_step_s))} (${(100 * Math.max(0, x.step_s - x.no_sync_step_s) / x.step_s).toFixed(0)}%)`);
     console.log(`| ${name} | ${ms(o.step_s)} | ${wait(o)} | ${ms(t.step_s)} | ${wait(t)} | ${(o.step_s / t.step_s).toFixed(2)}x |`);
+  }
+  if (oursTwo.allreduce_s !== undefined) {
+    const n = oursTwo.world;
+    const bus = (2 * (n - 1) / n) * oursTwo.grad_bytes / oursTwo.allreduce_s;
+    console.log(`one all-reduce of all ${(oursTwo.grad_bytes / 2 ** 20).toFixed(1)} MiB of gradients, ${n} Gloo ranks on this machine: ${ms(oursTwo.allreduce_s)} (bus bandwidth ${(bus / 1e9).toFixed(2)} GB/s)`);
   }
 }
 
