@@ -14,7 +14,7 @@ import { ProcessGroup, DistributedDataParallel, launch } from '../lib/distribute
 import { openDataset } from '../lib/data';
 import { augmentConfig, augmentPair } from '../lib/data/augment';
 import { pythonEnv } from '../test/helpers/oracle';
-import { freePort } from '../test/distributed/spawn-ranks';
+import { freePort } from '../test/helpers/net';
 
 const STEPS = Number(process.env.BENCH_STEPS ?? 12);
 const FMNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz';

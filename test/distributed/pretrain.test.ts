@@ -13,7 +13,7 @@ import { pretrain, RunLog, type PretrainConfigInput } from '../../lib/train';
 import { readCheckpoint } from '../../lib/extrema';
 import { checkpointKnn } from '../../lib/train/knn-monitor';
 import { tmpDir } from '../helpers/oracle';
-import { freePort } from './spawn-ranks';
+import { freePort } from '../helpers/net';
 
 const skip = et.distributed.available().gloo ? false : 'this build has no torch.distributed';
 const RANK_PROGRAM = path.join(__dirname, 'pretrain-rank.js');

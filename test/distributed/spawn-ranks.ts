@@ -1,7 +1,7 @@
 // Starts `size` ranks of rank-worker.js on this machine with torchrun's
 // environment and a free port, and collects each one's exit and output.
 import { spawn } from 'node:child_process';
-import * as net from 'node:net';
+import { freePort } from '../helpers/net';
 import * as path from 'node:path';
 
 export interface RankExit {
@@ -12,16 +12,8 @@ export interface RankExit {
   result: Record<string, unknown> | null;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+
+
 
 export async function spawnRanks(scenario: string, size: number, env: Record<string, string> = {}): Promise<RankExit[]> {
   const port = await freePort();
