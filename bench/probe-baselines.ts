@@ -4,7 +4,9 @@
 // same head, recipe and batch order for all three (`extrema linprobe --mode
 // cached`: BatchNorm1d + Linear, SGD momentum 0.9, lr 0.1 x batch/256, 10%
 // warmup, 20 epochs).
-//   node dist/bench/probe-baselines.js <checkpoint.safetensors> [train] [test]
+//   node dist/bench/probe-baselines.js <checkpoint.safetensors> [train] [test] [trainLimit] [testLimit]
+// (limits: the first n images; 0 or none: all. Pretraining's in-run probe
+// uses the kNN sets: 10000 / 2000 by default.)
 import * as path from 'node:path';
 import * as et from '../lib';
 import { cachedProbe, linearProbeHead, shuffledBatches, trainLinearHead, evaluateHead } from '../lib/eval/linprobe';
@@ -15,6 +17,8 @@ const checkpoint = process.argv[2];
 if (checkpoint === undefined) throw new Error('usage: probe-baselines.js <checkpoint.safetensors> [train] [test]');
 const trainFile = process.argv[3] ?? path.join(BUNDLED, 'train-images-idx3-ubyte.gz');
 const testFile = process.argv[4] ?? path.join(BUNDLED, 't10k-images-idx3-ubyte.gz');
+const trainLimit = Number(process.argv[5] ?? 0);
+const testLimit = Number(process.argv[6] ?? 0);
 
 /** The probe on flattened, normalised pixels (the features of no encoder at all). */
 async function pixelProbe(train: et.data.ImageDataset, test: et.data.ImageDataset): Promise<number> {
@@ -45,13 +49,14 @@ async function main(): Promise<void> {
   config.dispose();
   const size = cfg.encoder.imgSize[0];
   const channels = cfg.encoder.inChans === 1 ? 1 : 3;
-  const train = et.openDataset(trainFile, { size, channels });
-  const test = et.openDataset(testFile, { size, channels });
+  const train = et.openDataset(trainFile, { size, channels, limit: trainLimit });
+  const test = et.openDataset(testFile, { size, channels, limit: testLimit });
   const fresh = new ExtremaModel(cfg, { seed: 0 });
-  const random = await cachedProbe(fresh.momentum_encoder, train, test);
+  // the same seed as a pretraining run's probe (its seed 0)
+  const random = await cachedProbe(fresh.momentum_encoder, train, test, { seed: 0 });
   fresh.dispose();
   const { encoder } = loadEncoder(checkpoint!);
-  const trained = await cachedProbe(encoder, train, test);
+  const trained = await cachedProbe(encoder, train, test, { seed: 0 });
   encoder.dispose();
   const raw = await pixelProbe(train, test);
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
