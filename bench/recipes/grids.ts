@@ -66,6 +66,22 @@ export const GRIDS: Readonly<Record<string, Grid>> = {
       { name: 'pool-mean', differs: 'average pooling of the patch tokens (depth 8), no class attention', config: { model: { encoder: { pooling: 'mean', classAttentionLayers: 0, depth: 8 } } } },
     ],
   },
+  /**
+   * Table 4's augmentation schemes at the demo's scale (grayscale images: the
+   * colour augmentation is brightness and contrast jitter only). Table 4's
+   * two-augmentation rows with colour alone or crop alone have no scheme here.
+   */
+  table4: {
+    base: DEMO_BASE,
+    entries: [
+      { name: 'shared-crop+color', differs: "none: one crop + flip shared, colour drawn per view (the authors' best, the demo's)", config: {} },
+      { name: 'none', differs: 'no augmentation: masking only', config: { augment: { scheme: 'none' } } },
+      { name: 'color', differs: 'one colour view shared by both branches', config: { augment: { scheme: 'color' } } },
+      { name: 'crop', differs: 'one crop + flip view shared by both branches', config: { augment: { scheme: 'crop' } } },
+      { name: 'crop+color', differs: 'one crop + flip + colour view shared by both branches', config: { augment: { scheme: 'crop+color' } } },
+      { name: 'two-views', differs: 'two independent crop + flip + colour views, one per branch', config: { augment: { scheme: 'two-views' } } },
+    ],
+  },
   default: {
     base: SMALL_BASE,
     entries: [
