@@ -32,6 +32,7 @@ export const PRETRAIN_FLAGS: readonly FlagSpec[] = [
   { flags: '--cuda-graph', path: 'cudaGraph' },
   { flags: '--loss-every <n>', path: 'lossEvery' },
   { flags: '--collapse-every <n>', path: 'collapseEvery' },
+  { flags: '--global-draws', path: 'globalDraws' },
   { flags: '--sync-check-every <n>', path: 'syncCheckEvery' },
   { flags: '--seed <n>', path: 'seed' },
   { flags: '--workers <n>', path: 'workers' },

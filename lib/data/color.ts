@@ -22,7 +22,7 @@ import { where } from '../tensor/functional';
 import { scope } from '../tensor/scope';
 import { Tensor } from '../tensor/tensor';
 import * as aten from '../tensor/ops.generated';
-import type { Generator } from '../runtime/generator';
+import { drawRows, type Generator } from '../runtime/generator';
 import { probability } from '../checks';
 
 /** A per-image factor: one number for the whole batch, B numbers, or a tensor of B values. */
@@ -328,7 +328,7 @@ export function applyColorJitter(x: Tensor, factors: JitterFactors): Tensor {
 /** Uniforms on [0, 1) drawn from `generator` (or the device's default one) and moved to `device`. */
 export function drawUniform(shape: number[], device: Device, generator?: Generator, dtype: 'float32' | 'float64' = 'float32'): Tensor {
   if (generator === undefined) return rand(shape, { device, dtype });
-  const u = rand(shape, { generator, device: generator.device, dtype });
+  const u = drawRows(shape, generator, (rows) => rand(rows, { generator, device: generator.device, dtype }));
   if (u.device === device) return u;
   return scope(() => u.to({ device }));
 }

@@ -5,7 +5,7 @@
 import { rand } from '../tensor/creation';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
-import type { Generator } from '../runtime/generator';
+import { drawRows, type Generator } from '../runtime/generator';
 import { describe } from '../tensor/dtype';
 
 export type MaskMode = 'disjoint' | 'independent';
@@ -51,10 +51,10 @@ export function sampleMasks(batch: number, numPatches: number, o: MaskingOptions
   return scope(() => {
     if ((o.mode ?? 'disjoint') === 'disjoint') {
       // argsort of uniform noise is a uniformly random permutation.
-      const perm = rand([batch, numPatches], random).argsort(-1);
+      const perm = drawRows([batch, numPatches], o.generator, (rows) => rand(rows, random)).argsort(-1);
       return perm.narrow(1, 0, m * n).reshape(batch, m, n);
     }
-    const perms = rand([batch, m, numPatches], random).argsort(-1);
+    const perms = drawRows([batch, m, numPatches], o.generator, (rows) => rand(rows, random)).argsort(-1);
     return perms.narrow(2, 0, n).contiguous();
   });
 }

@@ -3,11 +3,25 @@
 import { native } from '../native';
 import { assertDevice, type Device } from '../tensor/device';
 import { Tensor } from '../tensor/tensor';
+import { scope } from '../tensor/scope';
+
+/** One rank's rows of a global batch: rank, rank + size, rank + 2 size, ... */
+export interface RowShard {
+  rank: number;
+  size: number;
+}
 
 export class Generator {
   /** @internal */
   readonly id: number;
   readonly device: string;
+  /**
+   * Global draws in a data-parallel run: per-image draws made through
+   * drawRows() are drawn for `size` times this rank's rows and the rank keeps
+   * its own (rank, rank + size, ...), the ones a single process at the
+   * global batch would give its items. null: draw for the rows given.
+   */
+  rowShard: RowShard | null = null;
 
   private constructor(id: number, device: string) {
     this.id = id;
@@ -47,6 +61,19 @@ export class Generator {
     native.generatorSetState(this.id, state.id);
     return this;
   }
+}
+
+/**
+ * A per-row random draw of `shape` (rows first) through `draw`; with the
+ * generator's rowShard set, drawn for the global batch and cut to this
+ * rank's rows, so every rank's generator advances exactly as a single
+ * process's would.
+ */
+export function drawRows(shape: readonly number[], generator: Generator | undefined, draw: (shape: number[]) => Tensor): Tensor {
+  const shard = generator?.rowShard ?? null;
+  if (shard === null || shard.size === 1) return draw([...shape]);
+  const [rows, ...rest] = shape;
+  return scope(() => draw([rows! * shard.size, ...rest]).view([rows!, shard.size, ...rest]).select(1, shard.rank).contiguous());
 }
 
 function assertSeed(seed: number): void {

@@ -122,6 +122,7 @@ export const pretrainSchema = record({
   cudaGraph: flag().default(false).describe('capture the training step in a CUDA graph after 3 warm-up steps and replay it (no per-op host cost; masks then come from the device\'s default generator); not with --accumulate > 1, --clip-grad, fp16 or --weight-decay-end; on cpu the same fixed-tensor step runs eagerly'),
   lossEvery: int(1, 100_000).default(20).describe('steps between reading losses back from a GPU (one host sync each; the log still has every step; the CPU reads each step)'),
   collapseEvery: int(0, 100_000).default(20).describe('steps between collapse measurements of the teacher on the current batch (spread, effective rank, mean cosine; logged, plotted, and a warning below spread 0.5); 0: off'),
+  globalDraws: flag().default(false).describe('distributed runs: every rank draws the augmentations and masks of the whole global batch and keeps its own rows, so N ranks train as 1 process at N x the batch would (to float tolerance, with LayerNorm heads and no drop path); default: each rank draws for its rows from generators seeded from (seed, rank)'),
   syncCheckEvery: int(0, 1_000_000).default(0).describe('distributed runs: steps between checks that every rank holds bitwise the same student and teacher (a debug aid; 0: off)'),
   seed: int(0, Number.MAX_SAFE_INTEGER - 3).default(0).describe('seed for init, data order, augmentation and masks'),
   workers: int(1, 256).default(8).describe('images decoded at once'),
@@ -135,6 +136,7 @@ export const pretrainSchema = record({
   if (c.minLr > c.baseLr) expected(ctx, ['minLr'], `a number in [0, baseLr = ${c.baseLr}]`);
   if (c.augment.scale[0] > c.augment.scale[1]) expected(ctx, ['augment', 'scale'], 'two numbers 0 < lo <= hi <= 1');
   if (c.precision === 'fp16' && !c.device.startsWith('cuda')) sentence(ctx, ['precision'], 'fp16 with a dynamic loss scaler is for CUDA; on CPU use "fp32" or "bf16"');
+  if (c.globalDraws && c.model.encoder.dropPathRate > 0) sentence(ctx, ['globalDraws'], `global draws cover augmentations and masks but not drop path (rate ${c.model.encoder.dropPathRate}); set the drop path rate to 0 or drop --global-draws`);
   if (c.cudaGraph) {
     const why = graphStepBlocker(c);
     if (why !== null) sentence(ctx, ['cudaGraph'], `a captured step cannot use ${why} (each reads a value back to the host or changes a number baked into the graph); drop one of them`);

@@ -92,8 +92,10 @@ export function setUpRun(cfg: PretrainConfig, resume: string, say: (line: string
     const lr = scaledLr(cfg.baseLr, cfg.batchSize * cfg.accumulate * world.size);
     optimizer = new AdamW(pretrainParamGroups(model, cfg), { lr, betas: cfg.betas, weightDecay: cfg.weightDecay });
     const scaler = new GradScaler({ enabled: cfg.precision === 'fp16' });
-    // Rank 0 draws what a single process draws; rank r from seeds r * 1,000,003 further on.
-    const seedOf = (k: number) => (cfg.seed + k + world.rank * 1_000_003) % Number.MAX_SAFE_INTEGER;
+    // Rank 0 draws what a single process draws; rank r from seeds r * 1,000,003
+    // further on, or, with global draws, from the same streams as rank 0.
+    const perRank = world.size > 1 && !cfg.globalDraws;
+    const seedOf = (k: number) => (cfg.seed + k + (perRank ? world.rank * 1_000_003 : 0)) % Number.MAX_SAFE_INTEGER;
     const generators: Record<string, Generator> = {
       augment: Generator.create(seedOf(1), cfg.device),
       masks: Generator.create(seedOf(2), cfg.device),
@@ -104,13 +106,16 @@ export function setUpRun(cfg: PretrainConfig, resume: string, say: (line: string
       ...(cfg.device === 'cpu' ? {} : { augmentHost: Generator.create(seedOf(4), 'cpu') }),
     };
     generators.default!.manualSeed(seedOf(3));
+    if (world.size > 1 && cfg.globalDraws) {
+      for (const name of ['augment', 'masks', 'augmentHost']) if (generators[name]) generators[name]!.rowShard = { rank: world.rank, size: world.size };
+    }
     const checkpoint = path.join(cfg.out, CHECKPOINT_FILE);
     const resumeFrom = resume === 'auto' ? (fs.existsSync(checkpoint) ? checkpoint : null) : resume === 'never' ? null : resume;
     let position: RunPosition = { epoch: 0, step: 0, iteration: 0 };
     let loggedUpTo: number | null = null;
     if (resumeFrom !== null) {
       position = loadTrainingCheckpoint(resumeFrom, { model, optimizer, scaler, generators });
-      if (!lead) {
+      if (perRank && !lead) {
         // The checkpoint holds rank 0's generators; the others start afresh from (seed, rank, iteration).
         Object.values(generators).forEach((g, i) => g.manualSeed((seedOf(10 + i) + position.iteration * 7919) % Number.MAX_SAFE_INTEGER));
       }

@@ -82,6 +82,47 @@ test('2 ranks x batch 16: same weights on both at every step, the schedule of 1 
   }
 });
 
+test('with --global-draws, 2 ranks x batch 16 train as 1 process x batch 32: loss curve and final student and teacher weights to float tolerance', { skip, timeout: 300_000 }, async () => {
+  const dir = tmpDir();
+  try {
+    // LayerNorm heads: BatchNorm would normalise each rank's half on its own
+    const exact = (out: string, over: PretrainConfigInput = {}) => tiny(out, { globalDraws: true, knn: { every: 0 }, model: { ...tiny(out).model, headNorm: 'layer' }, ...over });
+    const two = path.join(dir, 'two');
+    const r = await launchRanks(exact(two), 2);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const one = path.join(dir, 'one');
+    const single = await pretrain(exact(one, { batchSize: 32 }), {}, { resume: 'never' });
+    const losses = r.results[0]!.losses;
+    assert.equal(losses.length, single.losses.length);
+    losses.forEach((l, i) => assert.ok(Math.abs(l - single.losses[i]!) <= 1e-5 * Math.abs(single.losses[i]!) + 1e-6, `step ${i + 1}: loss ${l} (2 ranks) vs ${single.losses[i]} (1 process)`));
+    assert.ok(single.losses.at(-1)! !== single.losses[0]!, 'the curve moved');
+    const a = readCheckpoint(path.join(two, 'checkpoint.safetensors'));
+    const b = readCheckpoint(path.join(one, 'checkpoint.safetensors'));
+    try {
+      let compared = 0;
+      for (const [name, t] of b.state) {
+        if (!/^(base_encoder|momentum_encoder|predictor)\./.test(name) || !['float32', 'float64'].includes(t.dtype)) continue;
+        // A key bias cannot change attention (softmax ignores a shift shared by all keys): its
+        // gradient is rounding noise, which AdamW's m / sqrt(v) scales up to full lr-sized steps
+        // in directions that differ with summation order. Skip it.
+        if (name.endsWith('.attn.k.bias')) continue;
+        const x = a.state.get(name)!.toTypedArray<'float32'>();
+        const y = t.toTypedArray<'float32'>();
+        let worst = 0;
+        for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!) - 1e-6 * Math.abs(y[i]!));
+        assert.ok(worst <= 2e-5, `${name}: off by ${worst}`);
+        compared++;
+      }
+      assert.ok(compared > 20, `compared ${compared} tensors`);
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a killed rank: the launcher names it and exits non-zero; the run resumes from its last checkpoint in 1 process', { skip, timeout: 300_000 }, async () => {
   const dir = tmpDir();
   try {

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as et from '../../lib';
 import { assertClose } from '../helpers/compare';
+import { drawRows } from '../../lib/runtime/generator';
 
 test('generator state can be saved and restored to replay draws', () => {
   const g = et.Generator.create(123);
@@ -73,4 +74,25 @@ test('CUDA: ops, autograd and readback agree with CPU', { skip: skipCuda }, asyn
 test('CUDA: reported unavailable consistently on CPU-only builds', { skip: hasCuda ? 'a CUDA device is present' : false }, () => {
   assert.equal(et.cuda.deviceCount(), 0);
   assert.throws(() => et.zeros([1], { device: 'cuda' }));
+});
+
+test('drawRows with a row shard gives this rank the rows rank, rank + size, ... of the global draw, and advances the generator as the global draw does', () => {
+  const whole = et.Generator.create(11);
+  const all = drawRows([6, 3], whole, (s) => et.rand(s, { generator: whole }));
+  const next = et.rand([2], { generator: whole });
+  for (const rank of [0, 1, 2]) {
+    const g = et.Generator.create(11);
+    g.rowShard = { rank, size: 3 };
+    const mine = drawRows([2, 3], g, (s) => et.rand(s, { generator: g }));
+    assert.deepEqual(mine.shape, [2, 3]);
+    const rows = all.toArray() as number[][];
+    assert.deepEqual(mine.toArray(), [rows[rank], rows[rank + 3]]);
+    assert.deepEqual(et.rand([2], { generator: g }).toArray(), next.toArray(), 'the stream continues where the global draw leaves it');
+  }
+  // masks drawn the same way: this rank's images get the masks a single process gives them
+  const single = et.sampleMasks(6, 16, { ratio: 0.75, numMasks: 2, generator: et.Generator.create(3) });
+  const g = et.Generator.create(3);
+  g.rowShard = { rank: 1, size: 2 };
+  const rankMasks = et.sampleMasks(3, 16, { ratio: 0.75, numMasks: 2, generator: g });
+  assert.deepEqual(rankMasks.toArray(), [1, 3, 5].map((i) => (single.toArray() as unknown[])[i]));
 });
