@@ -27,7 +27,7 @@ export interface DdpOptions {
 const BYTES: Record<string, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2 };
 
 export class DistributedDataParallel {
-  /** Parameters grouped into buckets: reverse registration order, one dtype per bucket. */
+  /** The 'after' mode's buckets: reverse registration order, one dtype per bucket (the Reducer of the 'overlap' mode makes its own the same way, with a 1 MiB first bucket). */
   readonly buckets: Tensor[][];
   readonly mode: 'overlap' | 'after';
   private syncing = true;

@@ -92,8 +92,7 @@ async function pretrainIn(cfg: PretrainConfig, group: ProcessGroup | null, hooks
   if (group !== null && cfg.cudaGraph) throw new TrainingError('--cuda-graph is not supported in a distributed run yet (the gradient all-reduce would have to be captured too); drop it');
   const run = setUpRun(cfg, options.resume ?? 'auto', say, group === null ? undefined : { rank: group.rank, size: group.size });
   const { loader, model, optimizer, scaler, log, checkpoint } = run;
-  // Every rank starts from rank 0's weights (a fresh init is seeded alike anyway; this also covers a resume).
-  const ddp = group === null ? null : new DistributedDataParallel(group, model.studentParameters().map(([, p]) => p));
+  let ddp: DistributedDataParallel | null = null;
   const save = (position: RunPosition) => {
     if (lead) saveTrainingCheckpoint(checkpoint, run, { ...position, worldSize: group?.size ?? 1 }, cfg);
   };
@@ -117,7 +116,11 @@ async function pretrainIn(cfg: PretrainConfig, group: ProcessGroup | null, hooks
     }
   };
   try {
-    if (ddp !== null) await ddp.broadcastFromRoot([...model.stateDict().values()]);
+    if (group !== null) {
+      ddp = new DistributedDataParallel(group, model.studentParameters().map(([, p]) => p));
+      // Every rank starts from rank 0's weights (a fresh init is seeded alike anyway; this also covers a resume).
+      await ddp.broadcastFromRoot([...model.stateDict().values()]);
+    }
     if (cfg.cudaGraph) graphed = new StaticPretrainStep(run, true, say);
     const knnBefore = position.iteration === 0 ? await monitor(run, 0, 0, hooks, group) : run.knnBeforeFromLog;
     const probeBefore = position.iteration === 0 ? await probe(run, 0, 0, hooks) : run.probeBeforeFromLog;
