@@ -115,7 +115,20 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     });
     child.once('close', done);
   }));
-  await Promise.all(exits);
+  // A launcher told to stop (a scheduler's SIGTERM, Ctrl-C) passes it on and waits for the ranks.
+  const forward = (signal: NodeJS.Signals) => {
+    stopping = true;
+    const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
+    err(`extrema launch: ${signal} received; passing it to the ranks still running (pids ${running.map((c) => c.pid).join(', ')})\n`);
+    for (const c of running) c.kill(signal);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+  for (const sig of signals) process.on(sig, forward);
+  try {
+    await Promise.all(exits);
+  } finally {
+    for (const sig of signals) process.off(sig, forward);
+  }
   if (killTimer !== null) clearTimeout(killTimer);
   const first = failures[0];
   return { exitCode: first === undefined ? 0 : first.code !== null && first.code !== 0 ? first.code : 1, failures };
