@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as et from '../lib';
+import { AUTHORS_HEADS } from '../lib/train/config';
 import { ProcessGroup, DistributedDataParallel, launch } from '../lib/distributed';
 import { openDataset } from '../lib/data';
 import { augmentConfig, augmentPair } from '../lib/data/augment';
@@ -26,7 +27,8 @@ async function rankTiming(batch: number, threads: number): Promise<Timing | null
   et.setNumThreads(threads);
   const group = process.env.WORLD_SIZE === undefined ? null : await ProcessGroup.init();
   const rank = group?.rank ?? 0;
-  const cfg = et.train.pretrainConfig({ preset: 'cpu-small', train: FMNIST });
+  // the authors' heads, as bench/distributed_reference.py builds
+  const cfg = et.train.pretrainConfig({ preset: 'cpu-small', train: FMNIST, model: AUTHORS_HEADS });
   const model = new et.ExtremaModel(cfg.model, { seed: 0 });
   const params = model.studentParameters().map(([, p]) => p);
   const ddp = group === null ? null : new DistributedDataParallel(group, params);

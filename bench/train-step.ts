@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as et from '../lib';
+import { AUTHORS_HEADS } from '../lib/train/config';
 import { openDataset, DataLoader } from '../lib/data';
 import { augmentConfig, augmentPair } from '../lib/data/augment';
 import { pythonEnv } from '../test/helpers/oracle';
@@ -19,7 +20,8 @@ const trainFile = process.env.BENCH_TRAIN ?? '/usr/share/datasets/fashion-mnist/
 
 async function ours(): Promise<{ median: number; rss: number }> {
   et.setNumThreads(threads);
-  const cfg = et.train.pretrainConfig({ preset: 'cpu-small', train: trainFile });
+  // the authors' heads, as bench/pretrain_reference.py builds by default
+  const cfg = et.train.pretrainConfig({ preset: 'cpu-small', train: trainFile, model: AUTHORS_HEADS });
   const model = new et.ExtremaModel(cfg.model, { seed: 0 });
   const opt = new et.AdamW(et.paramGroupsForDecay(model.studentParameters(), { weightDecay: cfg.weightDecay }), { lr: 5e-4, betas: cfg.betas, weightDecay: cfg.weightDecay });
   const aug = augmentConfig({ ...cfg.augment, size: 28, mean: [0.5], std: [0.5] });

@@ -2,7 +2,7 @@
 // ExtreMA learn"): each entry overrides a shared base, the cpu-small model on
 // a fixed 10,000-image Fashion-MNIST subset, so a table row differs from the
 // baseline in exactly what its `differs` says. Run with bench/recipes/grid.ts.
-import type { PretrainConfigInput } from '../../lib/train/config';
+import { AUTHORS_HEADS, type PretrainConfigInput } from '../../lib/train/config';
 
 export interface GridEntry {
   /** Folder name under runs/recipes/<grid>/ and the table's first column. */
@@ -28,6 +28,7 @@ export interface Grid {
  */
 export const SMALL_BASE: PretrainConfigInput = {
   preset: 'cpu-small',
+  model: AUTHORS_HEADS,
   trainLimit: 10_000,
   epochs: 10,
   warmupEpochs: 1,

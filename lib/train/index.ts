@@ -1,5 +1,5 @@
 // Pretraining and fine-tuning: the recipe configs, the run loops, their log, checkpoints and kNN monitor (the plots are internal: ./plot, ./run-plots).
-export { pretrainConfig, PRESETS, type PretrainConfig, type PretrainConfigInput, type Precision } from './config';
+export { pretrainConfig, PRESETS, AUTHORS_HEADS, type PretrainConfig, type PretrainConfigInput, type Precision } from './config';
 export { pretrain, TrainingError, CHECKPOINT_FILE, type PretrainHooks, type PretrainResult } from './pretrain';
 export { RunLog, type LogRecord } from '../io/run-log';
 export { saveTrainingCheckpoint, loadTrainingCheckpoint, type RunPosition, type TrainingState } from './state';

@@ -21,8 +21,12 @@ test('every preset resolves to the values it had before the schema', () => {
   assert.deepEqual(Object.keys(PRESETS).sort(), Object.keys(before).sort());
   for (const [name, expected] of Object.entries(before)) {
     const resolved = JSON.parse(JSON.stringify(pretrainConfig({ preset: name })));
-    // knn.probe came after the snapshot: on in the demo, off elsewhere.
-    assert.equal(resolved.knn.probe, name === 'demo', `${name}: knn.probe`);
+    // The small presets became the recipes that learn (issue 11): BatchNorm
+    // heads, constant momentum 0.99, 10 epochs, the probe on (the cpu-small
+    // one with its kNN monitor every 2 epochs).
+    const small = name === 'demo' || name === 'cpu-small';
+    // knn.probe came after the snapshot: on in the small presets, off elsewhere.
+    assert.equal(resolved.knn.probe, small, `${name}: knn.probe`);
     delete resolved.knn.probe;
     // lossEvery came after it too: every preset reads a GPU's losses every 20 steps.
     assert.equal(resolved.lossEvery, 20, `${name}: lossEvery`);
@@ -33,21 +37,27 @@ test('every preset resolves to the values it had before the schema', () => {
     // and the issue 11 levers, at the paper's values in every preset
     assert.equal(resolved.predictorLrScale, 1, `${name}: predictorLrScale`);
     delete resolved.predictorLrScale;
-    // (the demo became the recipe that learns: BatchNorm heads, constant momentum 0.99, 10 epochs)
-    const demo = name === 'demo';
-    assert.equal(resolved.model.headNorm, demo ? 'batch' : 'layer', `${name}: model.headNorm`);
+    assert.equal(resolved.model.headNorm, small ? 'batch' : 'layer', `${name}: model.headNorm`);
     delete resolved.model.headNorm;
-    assert.equal(resolved.model.momentumSchedule, demo ? 'constant' : 'cosine', `${name}: model.momentumSchedule`);
+    assert.equal(resolved.model.momentumSchedule, small ? 'constant' : 'cosine', `${name}: model.momentumSchedule`);
     delete resolved.model.momentumSchedule;
-    if (demo) {
-      assert.equal(resolved.model.momentum, 0.99, 'demo: model.momentum');
-      assert.equal(resolved.epochs, 10, 'demo: epochs');
+    if (small) {
+      assert.equal(resolved.model.momentum, 0.99, `${name}: model.momentum`);
+      assert.equal(resolved.epochs, 10, `${name}: epochs`);
       resolved.model.momentum = (expected as { model: { momentum: number } }).model.momentum;
       resolved.epochs = (expected as { epochs: number }).epochs;
+    }
+    if (name === 'cpu-small') {
+      assert.equal(resolved.knn.every, 2, 'cpu-small: knn.every');
+      resolved.knn.every = (expected as { knn: { every: number } }).knn.every;
     }
     // and --cuda-graph, off everywhere
     assert.equal(resolved.cudaGraph, false, `${name}: cudaGraph`);
     delete resolved.cudaGraph;
+    // and the data-parallel options (issue 13): per-rank draws, no cross-rank check
+    assert.deepEqual([resolved.globalDraws, resolved.syncCheckEvery], [false, 0], `${name}: globalDraws, syncCheckEvery`);
+    delete resolved.globalDraws;
+    delete resolved.syncCheckEvery;
     assert.deepEqual(resolved, expected, name);
   }
   assert.deepEqual(pretrainConfig(), pretrainConfig({ preset: 'demo' }), 'demo is the default preset');
@@ -178,6 +188,8 @@ test('every recipe flag sets its field', () => {
     [['--cuda-graph'], 'cudaGraph', true],
     [['--loss-every', '5'], 'lossEvery', 5],
     [['--collapse-every', '0'], 'collapseEvery', 0],
+    [['--global-draws'], 'globalDraws', true],
+    [['--sync-check-every', '10'], 'syncCheckEvery', 10],
     [['--seed', '5'], 'seed', 5],
     [['--workers', '2'], 'workers', 2],
     [['--strict'], 'strict', true],

@@ -101,7 +101,10 @@ test('pretrain config: presets, overrides, errors naming the field', () => {
   assert.equal(demo.model.maskRatio, 0.8);
   assert.equal(demo.model.numMasks, 2);
   const small = et.train.pretrainConfig({ preset: 'cpu-small' });
-  assert.deepEqual([small.batchSize, small.epochs, small.warmupEpochs, small.baseLr, small.model.projectorHiddenDim], [256, 4, 1, 5e-4, 1024]);
+  assert.deepEqual([small.batchSize, small.epochs, small.warmupEpochs, small.baseLr, small.model.projectorHiddenDim], [256, 10, 1, 5e-4, 1024]);
+  assert.deepEqual([small.model.headNorm, small.model.momentumSchedule, small.model.momentum, small.knn.probe], ['batch', 'constant', 0.99, true]);
+  const authors = et.train.pretrainConfig({ preset: 'cpu-small', model: et.train.AUTHORS_HEADS });
+  assert.deepEqual([authors.model.headNorm, authors.model.momentumSchedule, authors.model.momentum], ['layer', 'cosine', 0.996]);
   assert.equal(et.train.pretrainConfig({ preset: 'vit-b-224' }).model.encoder.embedDim, 768);
   assert.equal(et.train.pretrainConfig({ knn: { k: 20 } }).knn.temperature, 0.07, 'nested fields merge');
   assert.throws(() => et.train.pretrainConfig({ epochz: 3 } as never), /Unknown pretrain config field "epochz"/);
@@ -109,6 +112,7 @@ test('pretrain config: presets, overrides, errors naming the field', () => {
   assert.throws(() => et.train.pretrainConfig({ warmupEpochs: 9, epochs: 5 }), /warmupEpochs/);
   assert.throws(() => et.train.pretrainConfig({ model: { numMasks: 9 } }), /9 disjoint masks of 9 visible tokens need 81 patches but the image has 49/);
   assert.throws(() => et.train.pretrainConfig({ precision: 'fp16' }), /fp16 with a dynamic loss scaler is for CUDA/);
+  assert.throws(() => et.train.pretrainConfig({ globalDraws: true, model: { encoder: { dropPathRate: 0.1 } } }), /global draws cover augmentations and masks but not drop path \(rate 0\.1\)/);
 });
 
 test('bf16 autocast (on CPU here, on CUDA in the paper recipes) trains with finite losses close to fp32', async () => {
