@@ -1,4 +1,4 @@
-// The two example programs run end to end on a tiny budget: the pretraining
+// The example programs run end to end on a tiny budget: the pretraining
 // loop writes a checkpoint that `finetune --from` can read, and the
 // fine-tuning example trains from it on an image folder and prints the test
 // accuracy.
@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { loadCheckpoint } from '../../lib/extrema';
 import { tmpDir } from '../helpers/oracle';
+import { freePort } from '../helpers/net';
+import * as et from '../../lib';
 
 const EXAMPLES = path.resolve(__dirname, '..', '..', 'examples');
 
@@ -73,6 +75,28 @@ test('examples/service.ts serves features over HTTP from a worker: same answer f
     await sharp(Buffer.alloc(40 * 30, 90), { raw: { width: 40, height: 30, channels: 1 } }).png().toFile(image);
     const out = runExample('service', [ckpt], { EXTREMA_EXAMPLE_SELFTEST: image });
     assert.match(out, /features: 32 numbers, norm 1\.0000, identical for the 3 requests: true; a non-image got 400; batches: \d+/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('examples/pretrain.ts under the launcher: 2 ranks train together and rank 0 writes the checkpoint', { skip: et.distributed.available().gloo ? false : 'this build has no torch.distributed', timeout: 180_000 }, async () => {
+  const dir = tmpDir();
+  try {
+    const ckpt = path.join(dir, 'pretrained.safetensors');
+    let stdout = '';
+    let stderr = '';
+    const r = await et.distributed.launch({
+      nprocPerNode: 2, masterPort: await freePort(),
+      command: [process.execPath, path.join(EXAMPLES, 'pretrain.js'), path.join(EXAMPLES, '..', '..', 'examples', 'data', 'fashion-mnist', 'train-images-idx3-ubyte.gz'), ckpt],
+      env: { EXTREMA_EXAMPLE_IMAGES: '256', EXTREMA_EXAMPLE_EPOCHS: '2', OMP_NUM_THREADS: '1' },
+      stdout: (t) => (stdout += t), stderr: (t) => (stderr += t),
+    });
+    assert.equal(r.exitCode, 0, stderr);
+    // 256 images / (2 ranks x 64) = 2 steps an epoch
+    assert.match(stdout, /^epoch 2\/2: mean loss [\d.]+ \(rank 0's share; 4\/4 steps\)$/m);
+    assert.ok(!/^\[rank 1\] epoch/m.test(stdout), 'rank 1 prints nothing');
+    loadCheckpoint(ckpt).dispose();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
