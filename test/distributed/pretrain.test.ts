@@ -82,16 +82,16 @@ test('2 ranks x batch 16: same weights on both at every step, the schedule of 1 
   }
 });
 
-test('with --global-draws, 2 ranks x batch 16 train as 1 process x batch 32: loss curve and final student and teacher weights to float tolerance', { skip, timeout: 300_000 }, async () => {
+for (const [perRank, accumulate] of [[16, 1], [8, 2]] as const) test(`with --global-draws, 2 ranks x batch ${perRank}${accumulate > 1 ? ` x ${accumulate} accumulated` : ''} train as 1 process x batch ${2 * perRank}${accumulate > 1 ? ` x ${accumulate} accumulated` : ''}: loss curve and final student and teacher weights to float tolerance`, { skip, timeout: 300_000 }, async () => {
   const dir = tmpDir();
   try {
     // LayerNorm heads: BatchNorm would normalise each rank's half on its own
-    const exact = (out: string, over: PretrainConfigInput = {}) => tiny(out, { globalDraws: true, knn: { every: 0 }, model: { ...tiny(out).model, headNorm: 'layer' }, ...over });
+    const exact = (out: string, over: PretrainConfigInput = {}) => tiny(out, { globalDraws: true, accumulate, knn: { every: 0 }, model: { ...tiny(out).model, headNorm: 'layer' }, ...over });
     const two = path.join(dir, 'two');
-    const r = await launchRanks(exact(two), 2);
+    const r = await launchRanks(exact(two, { batchSize: perRank }), 2);
     assert.equal(r.exitCode, 0, r.stderr);
     const one = path.join(dir, 'one');
-    const single = await pretrain(exact(one, { batchSize: 32 }), {}, { resume: 'never' });
+    const single = await pretrain(exact(one, { batchSize: 2 * perRank }), {}, { resume: 'never' });
     const losses = r.results[0]!.losses;
     assert.equal(losses.length, single.losses.length);
     losses.forEach((l, i) => assert.ok(Math.abs(l - single.losses[i]!) <= 1e-5 * Math.abs(single.losses[i]!) + 1e-6, `step ${i + 1}: loss ${l} (2 ranks) vs ${single.losses[i]} (1 process)`));
