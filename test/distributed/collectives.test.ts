@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as et from '../../lib';
 import { spawnRanks } from './spawn-ranks';
+import { freePort } from '../helpers/net';
 
 const valuesOf = (rank: number) => [rank + 1, -2 * rank, 3, rank * rank + 0.5].map((v) => Math.round(v * 2) / 2);
 const DTYPES = ['float32', 'float64', 'int32', 'int64'];
@@ -66,4 +67,27 @@ test('init refuses a bad world description with errors naming the variable or op
   await assert.rejects(ProcessGroup.init({ worldSize: 2, rank: 5, masterPort: 1 }), /"rank"/);
   // nobody serves the store: the connection attempt gives up after the timeout with an error
   await assert.rejects(ProcessGroup.init({ worldSize: 2, rank: 1, masterPort: 9, timeoutMs: 1500 }), /Rank 1 of 2 could not join the group at 127\.0\.0\.1:9/);
+});
+
+test('collectives refuse bad tensors and arguments with errors naming them, and a destroyed group says so', { skip }, async () => {
+  const g = await et.distributed.ProcessGroup.init({ worldSize: 1, rank: 0, masterPort: await freePort(), timeoutMs: 10_000 });
+  try {
+    const t = et.tensor([1, 2, 3, 4]);
+    await g.allReduce(t, 'avg');
+    assert.deepEqual(t.toArray(), [1, 2, 3, 4], 'a group of 1 averages to itself');
+    const disposed = et.ones([2]);
+    disposed.dispose();
+    await assert.rejects(g.allReduce(disposed), /disposed/);
+    const m = et.ones([2, 3]).transpose(0, 1);
+    await assert.rejects(g.allReduce(m), /Expected a contiguous tensor for the all-reduce tensor \(call \.contiguous\(\) first\)/);
+    await assert.rejects(g.allReduce(et.ones([2], { dtype: 'int32' }), 'avg'), /Expected a floating tensor to average but received int32/);
+    await assert.rejects(g.allReduce(t, 'mean' as never), /"op" of allReduce/);
+    await assert.rejects(g.allReduce([t] as never), /Expected a Tensor for the all-reduce tensor but received object/);
+    await assert.rejects(g.broadcast(t, 1), /"root" of broadcast/);
+    await assert.rejects(g.reduceScatter(et.zeros([4]), [t, t]), /Expected 1 input tensors \(one per rank\) for reduceScatter but received 2/);
+    await assert.rejects(g.reduceScatter(et.zeros([3]), [t]), /Expected reduce-scatter input 0 to be float32 \[3\] like the output but received float32 \[4\]/);
+  } finally {
+    g.destroy();
+  }
+  await assert.rejects(g.barrier(), /This process group has been destroyed/);
 });
