@@ -19,7 +19,7 @@ export * as functional from './tensor/functional';
 /** Every ATen operator overload, generated from libtorch's schemas. */
 export * as aten from './tensor/ops.generated';
 export * as autograd from './autograd';
-export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd';
+export { noGrad, enableGrad, inferenceMode, isGradEnabled, setGradEnabled } from './autograd';
 export { Generator, manualSeed } from './runtime/generator';
 export { DeviceGraph, graphsSupported } from './runtime/graph';
 export { cuda, synchronize, setNumThreads, getNumThreads, setNumInteropThreads, memory, versions, autocast, isAutocastEnabled } from './runtime/device-runtime';

@@ -75,6 +75,8 @@ export interface NativeBinding {
   gradFnName(id: Handle): string | null;
   setGradEnabled(enabled: boolean): boolean;
   isGradEnabled(): boolean;
+  inferenceModeEnter(): number;
+  inferenceModeExit(depth: number): void;
   // runtime
   manualSeed(seed: number): void;
   newGenerator(device: string, seed: number): number;

@@ -1,6 +1,11 @@
 // Autograd entry points the dispatcher cannot express: running backward,
 // reading and writing .grad, and the thread-local grad mode.
 #include "common.h"
+
+#include <c10/core/InferenceMode.h>
+
+#include <memory>
+#include <vector>
 #include "tensor_table.h"
 
 #include <torch/csrc/autograd/autograd.h>
@@ -99,6 +104,24 @@ Napi::Value IsGradEnabled(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled());
 }
 
+// Inference mode spans many JS calls, so its RAII guards live on a per-thread
+// stack: inferenceModeEnter() pushes one, inferenceModeExit() pops the last.
+thread_local std::vector<std::unique_ptr<c10::InferenceMode>> g_inference;
+
+Napi::Value InferenceModeEnter(const Napi::CallbackInfo& info) {
+  g_inference.push_back(std::make_unique<c10::InferenceMode>(true));
+  return Napi::Number::New(info.Env(), static_cast<double>(g_inference.size()));
+}
+
+// inferenceModeExit(depth): `depth` is what the matching enter returned, so
+// an unbalanced exit is an error instead of silently leaving the wrong guard.
+Napi::Value InferenceModeExit(const Napi::CallbackInfo& info) {
+  double depth = ToDouble(info[0], "depth");
+  TORCH_CHECK(!g_inference.empty() && depth == static_cast<double>(g_inference.size()), "inference mode exited out of order (depth ", depth, ", open ", g_inference.size(), ")");
+  g_inference.pop_back();
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterAutograd(Napi::Env env, Napi::Object exports) {
@@ -110,6 +133,8 @@ void RegisterAutograd(Napi::Env env, Napi::Object exports) {
   Export<GradFnName>(env, exports, "gradFnName");
   Export<SetGradEnabled>(env, exports, "setGradEnabled");
   Export<IsGradEnabled>(env, exports, "isGradEnabled");
+  Export<InferenceModeEnter>(env, exports, "inferenceModeEnter");
+  Export<InferenceModeExit>(env, exports, "inferenceModeExit");
 }
 
 }  // namespace extrema

@@ -5,7 +5,7 @@
 // so the main thread's event loop never waits on the model.
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { noGrad } from '../autograd';
+import { inferenceMode } from '../autograd';
 import { decodeImage, rgbToGray, grayToRgb } from '../data/image-folder';
 import type { ImageDataset } from '../data/dataset';
 import { defaultNormalization, resizeShorterAndCenterCrop, toNormalizedTensor, type Normalization } from '../data/preprocess';
@@ -118,7 +118,8 @@ function main(): void {
   const { size, channels, norm } = model;
   const item = size * size * channels;
 
-  const embed = (pixels: Uint8Array, n: number): Float32Array<ArrayBuffer> => noGrad(() => scope(() => {
+  // Inference mode: the forward pass without autograd bookkeeping; the features are copied out.
+  const embed = (pixels: Uint8Array, n: number): Float32Array<ArrayBuffer> => inferenceMode(() => scope(() => {
     const x = toNormalizedTensor(pixels, n, size, size, channels, norm.mean, norm.std, device);
     const f = model.features(x);
     const rows = init.normalize ? normalize(f, 2, 1) : f;

@@ -77,6 +77,21 @@ test('noGrad / enableGrad / detach control recording', () => {
   assert.equal(et.isGradEnabled(), true, 'grad mode restored after a throw');
 });
 
+test('inferenceMode: no recording, the same values, restored after a throw; its tensors stay out of autograd and in-place ops afterwards', () => {
+  const x = et.tensor([1, 2, 3], { requiresGrad: true });
+  const a = et.inferenceMode(() => x.mul(2).add(1));
+  assert.equal(a.requiresGrad, false);
+  assert.deepEqual(a.toArray(), [3, 5, 7]);
+  assert.equal(et.isGradEnabled(), true, 'grad mode is back');
+  assert.equal(et.inferenceMode(() => et.inferenceMode(() => x.sum()).item()), 6, 'nests');
+  assert.throws(() => et.inferenceMode(() => { throw new Error('inner'); }), /inner/);
+  assert.equal(x.mul(2).requiresGrad, true, 'recording is back after a throw');
+  assert.throws(() => et.inferenceMode(() => Promise.resolve(1)), /synchronous function/);
+  // libtorch refuses to let an inference tensor into autograd or be changed in place outside the mode
+  assert.throws(() => a.mul(x).sum().backward(), /[Ii]nference tensor/);
+  assert.throws(() => a.add_(1), /[Ii]nference tensor/);
+});
+
 test('grad can be read, set and cleared; retainGrad keeps non-leaf grads', () => {
   const x = et.tensor([1, 2, 3], { requiresGrad: true });
   assert.equal(x.grad, null);
