@@ -2,15 +2,20 @@
 import { native } from '../native';
 import { Tensor } from '../tensor/tensor';
 
-function withGradMode<T>(enabled: boolean, fn: () => T): T {
-  const previous = native.setGradEnabled(enabled);
+/** Runs fn between enter() and exit(enter's result); fn must be synchronous (`notSync` is the error otherwise), since these modes are per thread. */
+function inThreadMode<S, T>(enter: () => S, exit: (saved: S) => void, fn: () => T, notSync: string): T {
+  const saved = enter();
   try {
     const result = fn();
-    if (result instanceof Promise) throw new TypeError('noGrad()/enableGrad() take a synchronous function (grad mode is per thread)');
+    if (result instanceof Promise) throw new TypeError(notSync);
     return result;
   } finally {
-    native.setGradEnabled(previous);
+    exit(saved);
   }
+}
+
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  return inThreadMode(() => native.setGradEnabled(enabled), (previous) => native.setGradEnabled(previous), fn, 'noGrad()/enableGrad() take a synchronous function (grad mode is per thread)');
 }
 
 /** Runs fn without recording operations for autograd. */
@@ -27,14 +32,7 @@ export function noGrad<T>(fn: () => T): T {
  * thread.
  */
 export function inferenceMode<T>(fn: () => T): T {
-  const depth = native.inferenceModeEnter();
-  try {
-    const result = fn();
-    if (result instanceof Promise) throw new TypeError('inferenceMode() takes a synchronous function (the mode is per thread)');
-    return result;
-  } finally {
-    native.inferenceModeExit(depth);
-  }
+  return inThreadMode(() => native.inferenceModeEnter(), (depth) => native.inferenceModeExit(depth), fn, 'inferenceMode() takes a synchronous function (the mode is per thread)');
 }
 
 /** Runs fn with autograd recording on, even inside noGrad. */

@@ -157,4 +157,3 @@ export class ProcessGroup {
   }
 }
 
-export { worldFromEnv };

@@ -27,13 +27,31 @@ export function openKnnSets(bank: string, queries: string, size: number, channel
   return { bank: open(bank, bankLimit, 'bank'), queries: open(queries, queryLimit, 'queries') };
 }
 
-/** kNN top-1 accuracy of the encoder's features on the sets. */
-export async function knnMonitor(encoder: VisionTransformer, sets: KnnSets, o: { k: number; temperature: number; device?: string; batchSize?: number }): Promise<number> {
-  const bank = await embedDataset(encoder, sets.bank, o);
+interface LabelledFeatures {
+  features: Tensor;
+  labels: Tensor;
+  dispose(): void;
+}
+
+/**
+ * kNN top-1 accuracy of the encoder's features on the sets. In a
+ * data-parallel run (`group`), each rank embeds its contiguous share of the
+ * bank and the queries, the features are all-gathered, and every rank
+ * computes the same accuracy.
+ */
+export async function knnMonitor(encoder: VisionTransformer, sets: KnnSets, o: { k: number; temperature: number; device?: string; batchSize?: number }, group: ProcessGroup | null = null): Promise<number> {
+  const embed = async (data: ImageDataset): Promise<LabelledFeatures> => {
+    if (group === null) {
+      const e = await embedDataset(encoder, data, o);
+      return { features: e.features, labels: e.labels!, dispose: () => e.dispose() };
+    }
+    return gatheredFeatures(encoder, data, group, o);
+  };
+  const bank = await embed(sets.bank);
   try {
-    const queries = await embedDataset(encoder, sets.queries, o);
+    const queries = await embed(sets.queries);
     try {
-      return knnAccuracy(bank.features, bank.labels!, queries.features, queries.labels!, { k: o.k, temperature: o.temperature }).accuracy;
+      return knnAccuracy(bank.features, bank.labels, queries.features, queries.labels, { k: o.k, temperature: o.temperature }).accuracy;
     } finally {
       queries.dispose();
     }
@@ -42,55 +60,37 @@ export async function knnMonitor(encoder: VisionTransformer, sets: KnnSets, o: {
   }
 }
 
-/**
- * The kNN monitor of a data-parallel run: each rank embeds its contiguous
- * share of the bank and the queries, the features are all-gathered, and
- * every rank computes the same accuracy.
- */
-export async function knnMonitorSharded(encoder: VisionTransformer, sets: KnnSets, group: ProcessGroup, o: { k: number; temperature: number; device?: string; batchSize?: number }): Promise<number> {
-  const gathered = async (data: ImageDataset): Promise<{ features: Tensor; labels: Tensor }> => {
-    const per = Math.ceil(data.count / group.size);
-    const start = Math.min(data.count, group.rank * per);
-    const end = Math.min(data.count, start + per);
-    let features: Tensor;
-    let labels: Tensor;
-    if (end > start) {
-      const part = await embedDataset(encoder, subsetDataset(data, Array.from({ length: end - start }, (_, i) => start + i)), o);
-      // every rank sends `per` rows (all-gather wants equal shapes); the last share is padded
-      ({ features, labels } = scope(() => ({
-        features: cat([part.features, zeros([per - (end - start), encoder.embedDim], { device: part.features.device })], 0).keep(),
-        labels: cat([part.labels!, full([per - (end - start)], -1, { dtype: 'int64', device: part.features.device })], 0).keep(),
-      })));
-      part.dispose();
-    } else {
-      features = zeros([per, encoder.embedDim], { device: o.device });
-      labels = full([per], -1, { dtype: 'int64', device: o.device });
-    }
-    const parts: Tensor[] = [];
-    try {
-      parts.push(...(await group.allGather(features)));
-      parts.push(...(await group.allGather(labels)));
-      const ranks = group.size;
-      return scope(() => ({
-        features: cat(parts.slice(0, ranks), 0).narrow(0, 0, data.count).contiguous().keep(),
-        labels: cat(parts.slice(ranks), 0).narrow(0, 0, data.count).contiguous().keep(),
-      }));
-    } finally {
-      for (const t of [features, labels, ...parts]) t.dispose();
-    }
-  };
-  const bank = await gathered(sets.bank);
+/** This rank embeds its contiguous share of `data`; every rank gets all the rows, in dataset order. */
+async function gatheredFeatures(encoder: VisionTransformer, data: ImageDataset, group: ProcessGroup, o: { device?: string; batchSize?: number }): Promise<LabelledFeatures> {
+  const per = Math.ceil(data.count / group.size);
+  const start = Math.min(data.count, group.rank * per);
+  const end = Math.min(data.count, start + per);
+  let features: Tensor;
+  let labels: Tensor;
+  if (end > start) {
+    const part = await embedDataset(encoder, subsetDataset(data, Array.from({ length: end - start }, (_, i) => start + i)), o);
+    // every rank sends `per` rows (all-gather wants equal shapes); the last share is padded
+    ({ features, labels } = scope(() => ({
+      features: cat([part.features, zeros([per - (end - start), encoder.embedDim], { device: part.features.device })], 0).keep(),
+      labels: cat([part.labels!, full([per - (end - start)], -1, { dtype: 'int64', device: part.features.device })], 0).keep(),
+    })));
+    part.dispose();
+  } else {
+    features = zeros([per, encoder.embedDim], { device: o.device });
+    labels = full([per], -1, { dtype: 'int64', device: o.device });
+  }
+  const parts: Tensor[] = [];
   try {
-    const queries = await gathered(sets.queries);
-    try {
-      return knnAccuracy(bank.features, bank.labels, queries.features, queries.labels, { k: o.k, temperature: o.temperature }).accuracy;
-    } finally {
-      queries.features.dispose();
-      queries.labels.dispose();
-    }
+    parts.push(...(await group.allGather(features)));
+    parts.push(...(await group.allGather(labels)));
+    const ranks = group.size;
+    const all = scope(() => ({
+      features: cat(parts.slice(0, ranks), 0).narrow(0, 0, data.count).contiguous().keep(),
+      labels: cat(parts.slice(ranks), 0).narrow(0, 0, data.count).contiguous().keep(),
+    }));
+    return { ...all, dispose: () => { all.features.dispose(); all.labels.dispose(); } };
   } finally {
-    bank.features.dispose();
-    bank.labels.dispose();
+    for (const t of [features, labels, ...parts]) t.dispose();
   }
 }
 

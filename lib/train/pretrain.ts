@@ -13,7 +13,7 @@ import { autocast, synchronize } from '../runtime/device-runtime';
 import { scope } from '../tensor/scope';
 import { pretrainConfig, type PretrainConfig, type PretrainConfigInput } from './config';
 import { saveTrainingCheckpoint, type RunPosition } from './state';
-import { knnMonitor, knnMonitorSharded } from './knn-monitor';
+import { knnMonitor } from './knn-monitor';
 import { cachedProbe } from '../eval/linprobe';
 import { writeRunPlots } from './run-plots';
 import { setUpRun, CHECKPOINT_FILE, type Run } from './run-setup';
@@ -249,7 +249,7 @@ function graphedStep(run: Run, step: StaticPretrainStep, batch: Batch, lr: numbe
 async function monitor(run: Run, epoch: number, iteration: number, hooks: PretrainHooks, group: ProcessGroup | null): Promise<number | null> {
   if (run.knnSets === null) return null;
   const o = { k: run.cfg.knn.k, temperature: run.cfg.knn.temperature, device: run.cfg.device };
-  const accuracy = group === null ? await knnMonitor(run.model.momentum_encoder, run.knnSets, o) : await knnMonitorSharded(run.model.momentum_encoder, run.knnSets, group, o);
+  const accuracy = await knnMonitor(run.model.momentum_encoder, run.knnSets, o, group);
   run.log.write({ kind: 'knn', iteration, epoch, accuracy });
   hooks.onKnn?.({ epoch, accuracy });
   return accuracy;

@@ -1,19 +1,10 @@
 // One rank of the distributed tests (spawned by spawn-ranks.ts with torchrun's
 // environment): runs a scenario and prints its results as one JSON line.
+import * as assert from 'node:assert/strict';
 import * as et from '../../lib';
 import { DistributedDataParallel, type ProcessGroup } from '../../lib/distributed';
 
 type Result = Record<string, unknown>;
-
-async function assertRejects(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    if (pattern.test((e as Error).message)) return;
-    throw e;
-  }
-  throw new Error(`expected a rejection matching ${pattern}`);
-}
 
 const DTYPES = ['float32', 'float64', 'int32', 'int64'] as const;
 
@@ -115,7 +106,7 @@ const SCENARIOS: Record<string, (g: ProcessGroup) => Promise<Result>> = { collec
   const name = process.argv[2]!;
   const g = await et.distributed.init({ timeoutMs: Number(process.env.TEST_TIMEOUT_MS ?? 60_000) });
   if (et.distributed.group() !== g) throw new Error('init() did not set the default group');
-  await assertRejects(et.distributed.init(), /already belongs to a group \(rank \d of \d\)/);
+  await assert.rejects(et.distributed.init(), /already belongs to a group \(rank \d of \d\)/);
   const result = await SCENARIOS[name]!(g);
   process.stdout.write(`${JSON.stringify({ rank: g.rank, size: g.size, ...result })}\n`);
   et.distributed.destroy();
