@@ -64,6 +64,8 @@ export interface NativeBinding {
   flags(id: Handle): number;
   sameStorage(a: Handle, b: Handle): boolean;
   share(id: Handle): Handle;
+  /** The in-place modification counter; -1 for an inference tensor. */
+  version(id: Handle): number;
   // autograd
   backward(outputs: Handle[], grads: (Handle | null)[] | null, retainGraph: boolean | undefined,
     createGraph: boolean, inputs: Handle[] | null): void;

@@ -16,7 +16,7 @@ namespace {
 
 enum class Kind : uint8_t {
   Tensor, TensorList, OptTensorList, Int, Float, Bool, Scalar, IntList, FloatList,
-  BoolList, ScalarList, String, Device, Generator, Unsupported
+  BoolList, ScalarList, OptScalarList, String, Device, Generator, Unsupported
 };
 
 struct ArgSpec {
@@ -127,8 +127,11 @@ Kind KindOf(const c10::TypePtr& type, bool* optional) {
     case c10::TypeKind::ListType: {
       c10::TypePtr elem = t->expectRef<c10::ListType>().getElementType();
       if (auto opt = elem->cast<c10::OptionalType>()) {
-        return opt->getElementType()->kind() == c10::TypeKind::TensorType ? Kind::OptTensorList
-                                                                          : Kind::Unsupported;
+        switch (opt->getElementType()->kind()) {
+          case c10::TypeKind::TensorType: return Kind::OptTensorList;
+          case c10::TypeKind::NumberType: return Kind::OptScalarList;  // oneDNN's fused-op arguments
+          default: return Kind::Unsupported;
+        }
       }
       switch (elem->kind()) {
         case c10::TypeKind::TensorType: return Kind::TensorList;
@@ -217,6 +220,20 @@ void PushArg(torch::jit::Stack& stack, const ArgSpec& spec, const Napi::Value& v
       c10::impl::GenericList out(c10::NumberType::get());
       out.reserve(items.size());
       for (const Napi::Value& e : items) out.push_back(ToScalar(e, what));
+      stack.emplace_back(std::move(out));
+      return;
+    }
+    case Kind::OptScalarList: {
+      std::vector<Napi::Value> items = ArrayItems(v, "an array of numbers or nulls", what);
+      c10::impl::GenericList out(c10::OptionalType::create(c10::NumberType::get()));
+      out.reserve(items.size());
+      for (const Napi::Value& e : items) {
+        if (e.IsNull() || e.IsUndefined()) {
+          out.push_back(c10::IValue());
+        } else {
+          out.push_back(ToScalar(e, what));
+        }
+      }
       stack.emplace_back(std::move(out));
       return;
     }

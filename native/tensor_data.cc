@@ -163,6 +163,15 @@ Napi::Value SameStorage(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), a.has_storage() && b.has_storage() && a.storage().is_alias_of(b.storage()));
 }
 
+// version(id) -> the tensor's in-place modification counter, or -1 for an
+// inference tensor (which keeps none). Caches derived from a tensor's values
+// (packed weights) compare it to know they are stale.
+Napi::Value Version(const Napi::CallbackInfo& info) {
+  const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  if (t.is_inference()) return Napi::Number::New(info.Env(), -1);
+  return Napi::Number::New(info.Env(), static_cast<double>(t._version()));
+}
+
 // share(id) -> a new handle on the same tensor (what JS `clone of a handle`
 // needs when one tensor must outlive the scope of another handle).
 Napi::Value Share(const Napi::CallbackInfo& info) {
@@ -184,6 +193,7 @@ void RegisterTensorData(Napi::Env env, Napi::Object exports) {
   Export<Flags>(env, exports, "flags");
   Export<SameStorage>(env, exports, "sameStorage");
   Export<Share>(env, exports, "share");
+  Export<Version>(env, exports, "version");
 }
 
 }  // namespace extrema

@@ -23,6 +23,7 @@ export const embedCommandSchema = record({
   skipBad: flag().optional().describe('report and leave out images that fail to decode (the output then holds "indices", the dataset index of each row)'),
   strict: flag().optional().describe('stop at the first image that fails to decode (the default)'),
   quiet: flag().optional().describe('no progress bar'),
+  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of oneDNN's packed product (CPU float32: the same values to float rounding, about 20% faster)"),
 });
 
 const EMBED_FLAGS: readonly FlagSpec[] = [
@@ -38,6 +39,7 @@ const EMBED_FLAGS: readonly FlagSpec[] = [
   { flags: '--skip-bad', path: 'skipBad' },
   { flags: '--strict', path: 'strict' },
   { flags: '--quiet', path: 'quiet' },
+  { flags: '--plain-linear', path: 'plainLinear' },
 ];
 
 export function addEmbedCommand(program: Command): void {
@@ -51,7 +53,7 @@ export function addEmbedCommand(program: Command): void {
     let shown = 0;
     const r = await embedToFile({
       checkpoint: o.checkpoint, images: o.images, out: o.out, batchSize: o.batchSize, device: o.device, mean: o.mean, std: o.std,
-      heads: o.heads, which: o.student ? 'student' : 'teacher', strict: !o.skipBad,
+      heads: o.heads, which: o.student ? 'student' : 'teacher', strict: !o.skipBad, packWeights: !o.plainLinear,
       onSkip: (name, e) => process.stderr.write(`${bar ? '\n' : ''}skipped ${name}: ${e.message}\n`),
       onProgress: o.quiet ? undefined : (done, total) => {
         bar ??= new ProgressBar({ total, label: `embed ${path.basename(o.images)}`, unit: 'img' });

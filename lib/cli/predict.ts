@@ -14,6 +14,7 @@ export const predictCommandSchema = record({
   batchSize: int(1, 65_536).default(256).describe('images per forward pass'),
   device: text('a device (cpu, cuda, cuda:N)').default('cpu').describe('cpu, cuda or cuda:N'),
   quiet: flag().optional().describe('no progress bar'),
+  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of oneDNN's packed product (CPU float32: the same values to float rounding, about 20% faster)"),
 });
 
 const PREDICT_FLAGS: readonly FlagSpec[] = [
@@ -24,6 +25,7 @@ const PREDICT_FLAGS: readonly FlagSpec[] = [
   { flags: '--batch-size <n>', path: 'batchSize' },
   { flags: '--device <device>', path: 'device' },
   { flags: '--quiet', path: 'quiet' },
+  { flags: '--plain-linear', path: 'plainLinear' },
 ];
 
 export function addPredictCommand(program: Command): void {
@@ -35,7 +37,7 @@ export function addPredictCommand(program: Command): void {
     let bar: ProgressBar | null = null;
     let shown = 0;
     const r = await predictToFile({
-      checkpoint: o.checkpoint, images: o.images, out: o.out, topK: o.topK, batchSize: o.batchSize, device: o.device,
+      checkpoint: o.checkpoint, images: o.images, out: o.out, topK: o.topK, batchSize: o.batchSize, device: o.device, packWeights: !o.plainLinear,
       onProgress: o.quiet ? undefined : (done, total) => {
         bar ??= new ProgressBar({ total, label: `predict ${path.basename(o.images)}`, unit: 'img' });
         bar.tick(done - shown);

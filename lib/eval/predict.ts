@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { noGrad } from '../autograd';
+import { withPackedLinears } from '../nn/pack-for-inference';
 import { DataLoader } from '../data/loader';
 import { openDataset, type ImageDataset } from '../data/dataset';
 import { normalizeImages, type Normalization } from '../data/preprocess';
@@ -65,6 +66,8 @@ export interface PredictOptions {
   std?: number[];
   /** Called after every batch with the images done and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** oneDNN's packed Linear layers while predicting (see EmbedOptions.packWeights); default true. */
+  packWeights?: boolean;
 }
 
 /** Softmax probabilities and top-k classes of every image, in dataset order, with the model in eval mode. */
@@ -84,33 +87,35 @@ export async function predictDataset(model: VitClassifier, data: ImageDataset, o
   const wasTraining = model.training;
   model.eval();
   try {
-    for await (const batch of loader.batches()) {
-      try {
-        const { probs, ids } = noGrad(() => scope(() => {
-          const p = model.forward(normalizeImages(batch.images, norm)).float().softmax(-1);
-          const top = p.topk(topK, -1);
-          return { probs: top.values.cpu().toTypedArray<'float32'>(), ids: top.indices.cpu().toTypedArray<'int64'>() };
-        }));
-        const labels = batch.labels === null ? null : scope(() => (batch.labels as Tensor).cpu().toTypedArray<'int64'>());
-        batch.indices.forEach((index, row) => {
-          const top: ClassScore[] = [];
-          for (let j = 0; j < topK; j++) {
-            const c = Number(ids[row * topK + j]);
-            top.push({ class: c, name: classes === null ? null : (classes[c] as string), probability: probs[row * topK + j] as number });
-          }
-          out.push({
-            index,
-            ...(data.files === null ? {} : { file: data.files[index] as string }),
-            ...(labels === null ? {} : { label: Number(labels[row]) }),
-            top,
+    await withPackedLinears(model, options.packWeights ?? true, async () => {
+      for await (const batch of loader.batches()) {
+        try {
+          const { probs, ids } = noGrad(() => scope(() => {
+            const p = model.forward(normalizeImages(batch.images, norm)).float().softmax(-1);
+            const top = p.topk(topK, -1);
+            return { probs: top.values.cpu().toTypedArray<'float32'>(), ids: top.indices.cpu().toTypedArray<'int64'>() };
+          }));
+          const labels = batch.labels === null ? null : scope(() => (batch.labels as Tensor).cpu().toTypedArray<'int64'>());
+          batch.indices.forEach((index, row) => {
+            const top: ClassScore[] = [];
+            for (let j = 0; j < topK; j++) {
+              const c = Number(ids[row * topK + j]);
+              top.push({ class: c, name: classes === null ? null : (classes[c] as string), probability: probs[row * topK + j] as number });
+            }
+            out.push({
+              index,
+              ...(data.files === null ? {} : { file: data.files[index] as string }),
+              ...(labels === null ? {} : { label: Number(labels[row]) }),
+              top,
+            });
           });
-        });
-        options.onProgress?.(out.length, data.count);
-      } finally {
-        batch.images.dispose();
-        batch.labels?.dispose();
+          options.onProgress?.(out.length, data.count);
+        } finally {
+          batch.images.dispose();
+          batch.labels?.dispose();
+        }
       }
-    }
+    });
   } finally {
     model.train(wasTraining);
   }

@@ -18,3 +18,4 @@ export { vitConfig, validateVitConfig, VIT_PRESETS, INSTANCE_POOLINGS, type VitC
 export { VitClassifier, vitClassifierConfig, type VitClassifierConfig } from './vit-classifier';
 export { VisionTransformer, gatherViews, type EncodeOptions, type EncoderOutput, type VisionTransformerOptions } from './vision-transformer';
 export { BatchNorm1d, type BatchNorm1dOptions } from './batch-norm';
+export { packForInference, unpackAll, withPackedLinears, type PackReport } from './pack-for-inference';

@@ -1,6 +1,6 @@
 import { Module } from './module';
 import { Linear } from './linear';
-import { dropout, gelu } from '../tensor/functional';
+import { dropout } from '../tensor/functional';
 import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
@@ -27,7 +27,7 @@ export class Mlp extends Module {
 
   forward(x: Tensor): Tensor {
     return scope(() => {
-      const h = dropout(gelu(this.fc1.forward(x)), this.drop, this.training);
+      const h = dropout(this.fc1.forwardGelu(x), this.drop, this.training);
       return dropout(this.fc2.forward(h), this.drop, this.training);
     });
   }

@@ -191,15 +191,18 @@ export abstract class Module {
 
   /**
    * Moves (and/or casts floating tensors of) the module in place: each tensor
-   * is replaced by its converted copy, and the old one is freed.
+   * is replaced by its converted copy, and the old one is freed, as are the
+   * packed copies of the modules that changed.
    */
   to(target: { device?: Device; dtype?: DType } | Device): this {
     const opts = typeof target === 'string' ? { device: assertDevice(target) } : target;
     noGrad(() => {
       for (const [, m] of this.namedModules()) {
+        let changed = false;
         for (const [name, p] of m._parameters) {
           const moved = convert(p, opts);
           if (moved === p) continue;
+          changed = true;
           if (p.requiresGrad) moved.requiresGrad_(true);
           moved.keep();
           m._parameters.set(name, moved);
@@ -209,12 +212,14 @@ export abstract class Module {
         for (const [name, b] of m._buffers) {
           const moved = convert(b.tensor, opts);
           if (moved === b.tensor) continue;
+          changed = true;
           moved.keep();
           const old = b.tensor;
           b.tensor = moved;
           m.replaced(name, moved);
           old.dispose();
         }
+        if (changed) m.releaseCaches();
       }
     });
     return this;
@@ -225,9 +230,13 @@ export abstract class Module {
     if (Object.prototype.hasOwnProperty.call(this, name)) (this as unknown as Record<string, Tensor>)[name] = value;
   }
 
+  /** Frees what a module derived from its tensors (packed copies); dispose, and to() where it moved something, call it. */
+  protected releaseCaches(): void {}
+
   /** Frees every parameter and buffer of this module and its descendants. */
   dispose(): void {
     for (const [, m] of this.namedModules()) {
+      m.releaseCaches();
       for (const p of m._parameters.values()) p.dispose();
       for (const b of m._buffers.values()) b.tensor.dispose();
     }

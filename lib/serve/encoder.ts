@@ -41,6 +41,8 @@ export interface EncoderOptions {
   maxPixels?: number;
   /** L2-normalise every feature vector (default false: the features `extrema embed` writes). */
   normalize?: boolean;
+  /** oneDNN's packed Linear layers (nn.packForInference; default true, as `extrema embed`); false: ATen's linear. */
+  packWeights?: boolean;
 }
 
 export interface EmbedRequestOptions {
@@ -124,6 +126,7 @@ export interface WorkerInit {
   threads?: number;
   maxPixels: number;
   normalize: boolean;
+  packWeights: boolean;
 }
 
 /** @internal */
@@ -221,6 +224,7 @@ export class Encoder {
     };
     const init: WorkerInit = {
       checkpoint: path.resolve(options.checkpoint), which, device: options.device ?? 'cpu', maxPixels: o.maxPixels, normalize: options.normalize ?? false,
+      packWeights: options.packWeights ?? true,
       ...(options.heads !== undefined ? { heads: positiveInt(options.heads, '"heads"') } : {}),
       ...(options.threads !== undefined ? { threads: positiveInt(options.threads, '"threads"') } : {}),
     };

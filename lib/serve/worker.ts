@@ -12,6 +12,7 @@ import { defaultNormalization, resizeShorterAndCenterCrop, toNormalizedTensor, t
 import { loadEncoder } from '../extrema/checkpoint';
 import { CLASSIFIER_FORMAT, loadClassifier } from '../eval/classifier-checkpoint';
 import { predictDataset, storedNormalization } from '../eval/predict';
+import { packForInference } from '../nn/pack-for-inference';
 import { setNumThreads } from '../runtime/device-runtime';
 import { assertDevice, type Device } from '../tensor/device';
 import { scope } from '../tensor/scope';
@@ -35,6 +36,8 @@ interface Model {
   /** [n, width] features of n normalised images. */
   features(x: Tensor): Tensor;
   classifier: { classes: string[] | null; numClasses: number; classify(pixels: Uint8Array[], topK: number): Promise<Classification[][]> } | null;
+  /** Packs the Linear layers for oneDNN (nn.packForInference). */
+  pack(): void;
   dispose(): void;
 }
 
@@ -93,10 +96,11 @@ function openClassifier(device: Device): Model {
           kind: 'files', path: '(request)', count: pixels.length, size, channels, labels: null, classes: null, files: null,
           describe: `${pixels.length} requested images`, read: async (i) => pixels[i] as Uint8Array, name: (i) => `image ${i} of the batch`,
         };
-        const preds = await predictDataset(model, data, { topK, batchSize: pixels.length, device, classes, mean: norm.mean, std: norm.std });
+        const preds = await predictDataset(model, data, { topK, batchSize: pixels.length, device, classes, mean: norm.mean, std: norm.std, packWeights: init.packWeights });
         return preds.map((p) => p.top.map((t) => ({ label: t.name ?? t.class, index: t.class, probability: t.probability })));
       },
     },
+    pack: () => void packForInference(model),
     dispose: () => model.dispose(),
   };
 }
@@ -107,7 +111,8 @@ function openEncoder(device: Device): Model {
   const { size, channels } = squareInput(h, w, config.encoder.inChans);
   return {
     size, channels, width: config.encoder.embedDim, norm: defaultNormalization(channels),
-    features: (x) => encoder.encode(x).instance, classifier: null, dispose: () => encoder.dispose(),
+    features: (x) => encoder.encode(x).instance, classifier: null,
+    pack: () => void packForInference(encoder), dispose: () => encoder.dispose(),
   };
 }
 
@@ -115,6 +120,8 @@ function main(): void {
   if (init.threads !== undefined) setNumThreads(init.threads);
   const device = assertDevice(init.device, 'device');
   const model = isClassifierFile(init.checkpoint) ? openClassifier(device) : openEncoder(device);
+  // Packed once for the worker's life; predictDataset (classify) then finds the layers packed already.
+  if (init.packWeights) model.pack();
   const { size, channels, norm } = model;
   const item = size * size * channels;
 

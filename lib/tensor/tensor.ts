@@ -150,6 +150,15 @@ export class Tensor implements Owned {
     return native.device(this.id);
   }
 
+  /**
+   * The in-place modification counter (libtorch's _version): it grows with
+   * every in-place write, so a cache made from the values can tell it is
+   * stale. -1 for an inference tensor, which keeps none.
+   */
+  get version(): number {
+    return native.version(this.id);
+  }
+
   get isContiguous(): boolean {
     return (native.flags(this.id) & FLAG_CONTIGUOUS) !== 0;
   }
