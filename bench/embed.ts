@@ -4,6 +4,8 @@
 // to safetensors. Both sides load the checkpoint, read and normalise the
 // images and run the teacher in batches; both are timed in-process (no
 // interpreter start-up), best of BENCH_REPEATS, median over alternating rounds.
+// Two pairs: ATen's linear vs PyTorch eager, and the packed oneDNN linear
+// (extrema's default) vs PyTorch calling the same oneDNN operators.
 //   node dist/bench/embed.js   (BENCH_THREADS, BENCH_ROUNDS, BENCH_BATCH)
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -30,44 +32,60 @@ async function main(): Promise<void> {
     const checkpoint = path.join(dir, 'model.safetensors');
     saveCheckpoint(checkpoint, model);
     model.dispose();
-    const spec = path.join(dir, 'spec.json');
-    fs.writeFileSync(spec, JSON.stringify({ config, checkpoint, images: IMAGES, out: path.join(dir, 'torch.safetensors'), batch, threads, repeats }));
-    const ours = async (): Promise<number> => {
+    // Two like-for-like pairs: ATen's linear against PyTorch's eager forward, and
+    // the packed oneDNN linear (the default) against PyTorch running the same operators.
+    const variants = [
+      { name: 'plain linear (--plain-linear; PyTorch eager)', packed: false },
+      { name: 'packed linear (default; PyTorch with the same oneDNN ops)', packed: true },
+    ];
+    const ours = async (packed: boolean): Promise<number> => {
       let best = Infinity;
       for (let r = 0; r < repeats; r++) {
         const t0 = performance.now();
-        await embedToFile({ checkpoint, images: IMAGES, out: path.join(dir, 'extrema.safetensors'), batchSize: batch });
+        await embedToFile({ checkpoint, images: IMAGES, out: path.join(dir, `extrema-${packed}.safetensors`), batchSize: batch, packWeights: packed });
         best = Math.min(best, (performance.now() - t0) / 1000);
       }
       return best;
     };
-    const theirs = (): { seconds: number; torch: string } => {
+    const theirs = (packed: boolean): { seconds: number; torch: string } => {
+      const spec = path.join(dir, `spec-${packed}.json`);
+      fs.writeFileSync(spec, JSON.stringify({ config, checkpoint, images: IMAGES, out: path.join(dir, `torch-${packed}.safetensors`), batch, threads, repeats, packed }));
       const py = spawnSync(process.env.PYTHON || 'python3', [path.join(__dirname, '..', '..', 'bench', 'embed.py'), spec], { env: pythonEnv(), encoding: 'utf8' });
       if (py.status !== 0) throw new Error(`python side failed:\n${py.stderr}`);
       return JSON.parse(py.stdout) as { seconds: number; torch: string };
     };
-    const results: { ours: number; theirs: number }[] = [];
+    const results = variants.map(() => [] as { ours: number; theirs: number }[]);
     let torch = '';
     for (let r = 0; r < rounds; r++) {
-      const o = await ours();
-      const t = theirs();
-      torch = t.torch;
-      results.push({ ours: o, theirs: t.seconds });
+      for (const [i, v] of variants.entries()) {
+        const o = await ours(v.packed);
+        const t = theirs(v.packed);
+        torch = t.torch;
+        results[i]!.push({ ours: o, theirs: t.seconds });
+      }
     }
-    // The two sides must have computed the same features.
-    const a = et.loadSafetensors(path.join(dir, 'extrema.safetensors')).tensors.get('features')!;
-    const b = et.loadSafetensors(path.join(dir, 'torch.safetensors')).tensors.get('features')!;
-    const diff = et.scope(() => a.sub(b).abs().max().item());
-    const count = a.shape[0]!;
-    a.dispose();
-    b.dispose();
-    const o = median(results.map((r) => r.ours));
-    const t = median(results.map((r) => r.theirs));
+    // Each pair must have computed the same features; packed and plain agree to float rounding.
+    const features = (file: string) => et.loadSafetensors(path.join(dir, file)).tensors.get('features')!;
+    const maxDiff = (x: string, y: string) => {
+      const [a, b] = [features(x), features(y)];
+      try {
+        return et.scope(() => a.sub(b).abs().max().item() as number);
+      } finally {
+        a.dispose();
+        b.dispose();
+      }
+    };
+    const count = et.scope(() => features('extrema-true.safetensors').shape[0]!);
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, threads ${threads}, node ${process.version}, torch ${torch}, median of ${rounds} alternating rounds (best of ${repeats} each)`);
-    console.log(`features of ${count} images agree to ${diff.toExponential(1)} (max abs difference)`);
+    console.log(`features of ${count} images, max abs difference: plain vs PyTorch eager ${maxDiff('extrema-false.safetensors', 'torch-false.safetensors').toExponential(1)}, `
+      + `packed vs PyTorch packed ${maxDiff('extrema-true.safetensors', 'torch-true.safetensors').toExponential(1)}, packed vs plain ${maxDiff('extrema-true.safetensors', 'extrema-false.safetensors').toExponential(1)}`);
     console.log('| operation | extrema (TS) | PyTorch (Python) | ratio TS/Python |');
     console.log('|---|---|---|---|');
-    console.log(`| embed ${path.basename(IMAGES)} (${count} images, cpu-small teacher, batch ${batch}) | ${formatSeconds(o)} (${(count / o).toFixed(0)} img/s) | ${formatSeconds(t)} (${(count / t).toFixed(0)} img/s) | ${median(results.map((r) => r.ours / r.theirs)).toFixed(2)}x |`);
+    variants.forEach((v, i) => {
+      const o = median(results[i]!.map((r) => r.ours));
+      const t = median(results[i]!.map((r) => r.theirs));
+      console.log(`| embed ${path.basename(IMAGES)} (${count} images, cpu-small teacher, batch ${batch}), ${v.name} | ${formatSeconds(o)} (${(count / o).toFixed(0)} img/s) | ${formatSeconds(t)} (${(count / t).toFixed(0)} img/s) | ${median(results[i]!.map((r) => r.ours / r.theirs)).toFixed(2)}x |`);
+    });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

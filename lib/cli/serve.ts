@@ -14,7 +14,7 @@ export const serveCommandSchema = record({
   device: text('a device (cpu, cuda, cuda:N)').default('cpu').describe('cpu, cuda or cuda:N'),
   maxBatch: int(1, 65_536).default(32).describe('most images per forward pass'),
   maxWaitMs: num(0, 60_000).default(0).describe('longest a request waits for its batch to fill while the model is idle, in ms (0: batches form only from requests that arrive while the model is busy)'),
-  queueLimit: int(1, 1_000_000).default(256).describe('requests that may wait for a batch; beyond this the answer is 503 with Retry-After'),
+  queueLimit: int(1, 1_000_000).default(256).describe('requests that may wait for the model (being decoded or queued for a batch); beyond this the answer is 503 with Retry-After'),
   timeoutMs: num(0, 3_600_000, { lowOpen: true }).default(30_000).describe('per-image deadline in ms; past it the answer is 504'),
   maxPixels: int(1, 1e12).default(40e6).describe('largest image accepted, in pixels, checked from its header before decoding'),
   bodyLimit: int(1, 2 ** 31).default(20 * 2 ** 20).describe('largest request body in bytes (413 beyond)'),

@@ -5,6 +5,7 @@ import { packedLinear, packedLinearAvailable, packLinearWeight } from '../tensor
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
 import { isGradEnabled } from '../autograd';
+import { isAutocastEnabled } from '../runtime/device-runtime';
 import { defaultWeightInit_, uniform_ } from './init';
 import { positiveInt } from '../checks';
 
@@ -58,7 +59,8 @@ export class Linear extends Module {
 
   /**
    * Keeps a oneDNN-packed copy of the weight for inference: from then on a
-   * forward pass with gradients off, on a float32 CPU input, runs oneDNN's
+   * forward pass with gradients off, on a float32 CPU input outside CPU
+   * autocast, runs oneDNN's
    * packed product instead of ATen's linear (the same values to float
    * rounding). The copy is remade when the weight changes (in place or
    * replaced); with gradients on, or elsewhere, the plain path runs.
@@ -92,7 +94,8 @@ export class Linear extends Module {
   /** The packed weight to use for this input, remade if stale; null for the plain path. */
   private packedWeight(x: Tensor): Tensor | null {
     const p = this.packed;
-    if (p === null || x.dtype !== 'float32' || isGradEnabled()) return null;
+    // Under CPU autocast ATen's linear runs in the autocast dtype; the packed product would not.
+    if (p === null || x.dtype !== 'float32' || isGradEnabled() || isAutocastEnabled('cpu')) return null;
     if (p.from !== this.weight || p.from.isDisposed) {
       // replaced (Module.to, a user assignment): pack the new one if it qualifies
       return this.packForInference() ? this.packed!.weight : null;

@@ -1,8 +1,10 @@
 // A trained encoder for a Node service: embed() takes one encoded image and
 // resolves with its features; opened on a fine-tuned classifier, classify()
 // also resolves with its top classes. The model lives in a worker thread (./worker),
-// so a forward pass never blocks the event loop; the main thread only queues
-// requests and groups them into micro-batches: a batch leaves when it is full
+// so a forward pass never blocks the event loop, and a second thread
+// (./decode-worker) decodes each image as it arrives, while the model computes
+// the batch before. The main thread only queues the decoded requests and
+// groups them into micro-batches: a batch leaves when it is full
 // (maxBatch) or when its oldest request has waited maxWaitMs, whichever comes
 // first, and only one batch is in the worker at a time, so while the model is
 // busy the next batch fills up instead of piling into the worker's inbox,
@@ -31,7 +33,7 @@ export interface EncoderOptions {
   maxBatch?: number;
   /** Longest a request waits for its batch to fill while the model is idle (default 0: the next turn of the event loop). */
   maxWaitMs?: number;
-  /** Requests that may wait for a batch; beyond this embed() rejects with QueueFullError (default 256). */
+  /** Requests that may wait for the model (being decoded or queued for a batch); beyond this embed() rejects with QueueFullError (default 256). */
   queueLimit?: number;
   /** Default per-request deadline from the call to embed() (default 30000 ms). */
   timeoutMs?: number;
@@ -67,7 +69,7 @@ export interface Classification {
 }
 
 export interface EncoderStats {
-  /** Requests waiting for a batch. */
+  /** Requests waiting for the model: being decoded, or decoded and queued for a batch. */
   queued: number;
   /** Requests in the batch the worker is processing. */
   inFlight: number;
@@ -111,11 +113,18 @@ export class NotAClassifierError extends Error {
   override name = 'NotAClassifierError';
 }
 
-/** @internal the worker protocol; topK present: classify, absent: embed */
-export type BatchItem = (
+/** @internal a request's image as given: encoded bytes, or raw pixels of any size */
+export type RawImage =
   | { kind: 'encoded'; bytes: Uint8Array }
-  | { kind: 'pixels'; bytes: Uint8Array; height: number; width: number; channels: 1 | 3 }
-) & { topK?: number };
+  | { kind: 'pixels'; bytes: Uint8Array; height: number; width: number; channels: 1 | 3 };
+
+/** @internal the decoding thread's protocol */
+export interface ToDecoder { id: number; item: RawImage; size: number; channels: 1 | 3; maxPixels: number }
+/** @internal */
+export type FromDecoder = { ready: true } | { id: number; pixels: Uint8Array } | { id: number; error: string };
+
+/** @internal the model thread's input: pixels at the model's size; topK present: classify, absent: embed */
+export interface ModelItem { pixels: Uint8Array; topK?: number }
 
 /** @internal */
 export interface WorkerInit {
@@ -124,24 +133,26 @@ export interface WorkerInit {
   heads?: number;
   device: string;
   threads?: number;
-  maxPixels: number;
   normalize: boolean;
   packWeights: boolean;
 }
 
 /** @internal */
-export type ToWorker = { type: 'batch'; id: number; items: BatchItem[] } | { type: 'close' };
+export type ToWorker = { type: 'batch'; id: number; items: ModelItem[] } | { type: 'close' };
 
 /** @internal */
 export type FromWorker =
   | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number; classifier: { classes: string[] | null; numClasses: number } | null }
   | { type: 'fatal'; message: string }
   // features: the rows of the embedded items, packed in order; top: each classified item's classes
-  | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; errors: (string | null)[]; top: (Classification[] | null)[]; computeMs: number }
+  | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; top: (Classification[] | null)[]; computeMs: number }
   | { type: 'failed'; id: number; message: string };
 
 interface Request {
-  item: BatchItem;
+  image: RawImage;
+  topK?: number;
+  /** The model's input, once the decoding thread has made it. */
+  pixels: Uint8Array | null;
   resolve(v: Float32Array | Classification[]): void;
   reject(e: unknown): void;
   /** Clears the timer and the abort listener; false once the request is settled. */
@@ -162,7 +173,37 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
 }
 
+/**
+ * A thread's first message, when `problem` finds nothing wrong with it;
+ * otherwise, or on an error or an exit first, an error that names the thread.
+ */
+function started<M>(w: Worker, name: string, what: string, problem: (m: M) => string | null): Promise<M> {
+  return new Promise<M>((resolve, reject) => {
+    const detach = () => {
+      w.off('message', onMessage);
+      w.off('error', onError);
+      w.off('exit', onExit);
+    };
+    const fail = (e: Error) => {
+      detach();
+      reject(e);
+    };
+    const onMessage = (m: M) => {
+      const wrong = problem(m);
+      if (wrong !== null) return fail(new Error(`${what}: ${wrong}`));
+      detach();
+      resolve(m);
+    };
+    const onError = (e: Error) => fail(new Error(`${what}: ${e.message}`, { cause: e }));
+    const onExit = (code: number) => fail(new Error(`${what}: ${name} exited (code ${code}) before it was ready`));
+    w.on('message', onMessage);
+    w.on('error', onError);
+    w.on('exit', onExit);
+  });
+}
+
 const WORKER = path.join(__dirname, 'worker.js');
+const DECODER = path.join(__dirname, 'decode-worker.js');
 
 export class Encoder {
   /** Feature width (the encoder's embedDim). */
@@ -179,6 +220,10 @@ export class Encoder {
   /** A classifier's class names in label order, or null (an encoder, or a classifier saved without names). */
   readonly classes: readonly string[] | null;
 
+  /** Requests whose image the decoding thread is preparing, by decode id. */
+  private readonly preparing = new Map<number, Request>();
+  private decodeId = 0;
+  /** Requests ready for the model, waiting for a batch. */
   private readonly queue: Request[] = [];
   private inFlight: Request[] | null = null;
   private batchId = 0;
@@ -193,6 +238,7 @@ export class Encoder {
 
   private constructor(
     private readonly worker: Worker,
+    private readonly decoder: Worker,
     ready: Extract<FromWorker, { type: 'ready' }>,
     private readonly o: Required<Pick<EncoderOptions, 'maxBatch' | 'maxWaitMs' | 'queueLimit' | 'timeoutMs' | 'maxPixels'>>,
   ) {
@@ -204,10 +250,13 @@ export class Encoder {
     this.numClasses = ready.classifier?.numClasses ?? null;
     this.classes = ready.classifier?.classes === null || ready.classifier === null ? null : Object.freeze([...ready.classifier.classes]);
     this.batchMs = ready.warmupMs + o.maxWaitMs;
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    this.exited = Promise.all([worker, decoder].map((w) => new Promise<void>((resolve) => w.once('exit', () => resolve())))).then(() => undefined);
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (e) => this.stop(new ClosedError(`The encoder's worker failed: ${e.message}`, { cause: e })));
     worker.once('exit', (code) => this.stop(new ClosedError(`The encoder's worker stopped (exit code ${code})`)));
+    decoder.on('message', (m: FromDecoder) => this.onDecoded(m));
+    decoder.on('error', (e) => this.stop(new ClosedError(`The encoder's decoding thread failed: ${e.message}`, { cause: e })));
+    decoder.once('exit', (code) => this.stop(new ClosedError(`The encoder's decoding thread stopped (exit code ${code})`)));
   }
 
   /** Starts the worker, loads the checkpoint there and runs one warm-up batch. */
@@ -223,36 +272,22 @@ export class Encoder {
       maxPixels: option(options.maxPixels, 40e6, 'maxPixels', positiveInt),
     };
     const init: WorkerInit = {
-      checkpoint: path.resolve(options.checkpoint), which, device: options.device ?? 'cpu', maxPixels: o.maxPixels, normalize: options.normalize ?? false,
+      checkpoint: path.resolve(options.checkpoint), which, device: options.device ?? 'cpu', normalize: options.normalize ?? false,
       packWeights: options.packWeights ?? true,
       ...(options.heads !== undefined ? { heads: positiveInt(options.heads, '"heads"') } : {}),
       ...(options.threads !== undefined ? { threads: positiveInt(options.threads, '"threads"') } : {}),
     };
+    const what = `Cannot open the encoder ${options.checkpoint}`;
+    // Both threads start at once; the decoder is ready long before the model.
+    const decoder = new Worker(DECODER);
+    const decoderReady = started<FromDecoder>(decoder, 'its decoding thread', what, (m) => ('ready' in m ? null : 'an early answer'));
     const worker = new Worker(WORKER, { workerData: init });
-    const ready = await new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => {
-      const what = `Cannot open the encoder ${options.checkpoint}`;
-      const detach = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-      };
-      const fail = (e: Error) => {
-        detach();
-        void worker.terminate();
-        reject(e);
-      };
-      const onMessage = (m: FromWorker) => {
-        if (m.type !== 'ready') return fail(new Error(`${what}: ${m.type === 'fatal' || m.type === 'failed' ? m.message : m.type}`));
-        detach();
-        resolve(m);
-      };
-      const onError = (e: Error) => fail(new Error(`${what}: ${e.message}`, { cause: e }));
-      const onExit = (code: number) => fail(new Error(`${what}: its worker exited (code ${code}) before it was ready`));
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
+    const modelReady = started<FromWorker>(worker, 'its worker', what, (m) => (m.type === 'ready' ? null : m.type === 'fatal' || m.type === 'failed' ? m.message : m.type));
+    const [ready] = await Promise.all([modelReady, decoderReady]).catch(async (e: unknown) => {
+      await Promise.all([worker.terminate(), decoder.terminate()]);
+      throw e;
     });
-    return new Encoder(worker, ready, o);
+    return new Encoder(worker, decoder, ready as Extract<FromWorker, { type: 'ready' }>, o);
   }
 
   /** Features of one encoded image (JPEG, PNG, WebP, ...), preprocessed as `extrema embed` reads an image file. */
@@ -281,7 +316,7 @@ export class Encoder {
     }
     if (!(image instanceof Uint8Array)) return Promise.reject(new TypeError(`Expected the image as a Uint8Array or Buffer but received ${Object.prototype.toString.call(image)}`));
     if (image.length === 0) return this.refuse(new InputError('The image is empty (0 bytes)'), options);
-    return this.enqueue<Classification[]>({ kind: 'encoded', bytes: new Uint8Array(image), topK }, options);
+    return this.enqueue<Classification[]>({ kind: 'encoded', bytes: new Uint8Array(image) }, options, topK);
   }
 
   /** Most images per forward pass (the maxBatch option). */
@@ -313,7 +348,7 @@ export class Encoder {
     const sizes = Array.from({ length: Math.max(c.sizes.length, 1) }, (_, k) => c.sizes[k] ?? 0);
     const sent = sizes.reduce((s, n, k) => s + n * k, 0);
     return {
-      queued: this.queue.length, inFlight: this.inFlight?.length ?? 0, batches: c.batches, requests: c.requests,
+      queued: this.preparing.size + this.queue.length, inFlight: this.inFlight?.length ?? 0, batches: c.batches, requests: c.requests,
       batchSizes: sizes, meanBatchSize: c.batches === 0 ? 0 : sent / c.batches, computeMs: c.computeMs, maxComputeMs: c.maxComputeMs,
     };
   }
@@ -336,6 +371,7 @@ export class Encoder {
           this.checkDrained();
         });
         this.worker.postMessage({ type: 'close' } satisfies ToWorker);
+        void this.decoder.terminate();
       } else {
         this.stop(new ClosedError('The encoder was closed before this request finished'));
       }
@@ -350,13 +386,14 @@ export class Encoder {
   }
 
   /** T is what the worker answers for this item: features for embed, classes for classify. */
-  private enqueue<T extends Float32Array | Classification[]>(item: BatchItem, options: EmbedRequestOptions): Promise<T> {
+  private enqueue<T extends Float32Array | Classification[]>(image: RawImage, options: EmbedRequestOptions, topK?: number): Promise<T> {
     if (this.closing) return Promise.reject(new ClosedError('The encoder is closed'));
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    if (this.queue.length >= this.o.queueLimit) {
-      const retryAfterMs = Math.ceil(this.batchMs * Math.ceil((this.queue.length + 1) / this.o.maxBatch));
-      return Promise.reject(new QueueFullError(`${this.queue.length} requests are already waiting (queueLimit); retry in about ${retryAfterMs} ms`, retryAfterMs));
+    const waiting = this.preparing.size + this.queue.length;
+    if (waiting >= this.o.queueLimit) {
+      const retryAfterMs = Math.ceil(this.batchMs * Math.ceil((waiting + 1) / this.o.maxBatch));
+      return Promise.reject(new QueueFullError(`${waiting} requests are already waiting (queueLimit); retry in about ${retryAfterMs} ms`, retryAfterMs));
     }
     let timeoutMs: number;
     try {
@@ -367,9 +404,11 @@ export class Encoder {
     this.counts.requests++;
     return new Promise<T>((resolve, reject) => {
       let done = false;
+      const decodeId = ++this.decodeId;
       const drop = (error: unknown) => {
         if (!req.settle()) return;
-        // Not yet sent: leave the queue, so it takes no place in a batch.
+        // Not yet sent: leave the queue (or the decoder's list), so it takes no place in a batch.
+        this.preparing.delete(decodeId);
         const at = this.queue.indexOf(req);
         if (at >= 0) this.queue.splice(at, 1);
         reject(error);
@@ -379,7 +418,7 @@ export class Encoder {
       const timer = setTimeout(() => drop(new TimeoutError(`The request did not finish within ${timeoutMs} ms`)), timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       const req: Request = {
-        item, resolve: resolve as (v: Float32Array | Classification[]) => void, reject,
+        image, ...(topK === undefined ? {} : { topK }), pixels: null, resolve: resolve as (v: Float32Array | Classification[]) => void, reject,
         settle: () => {
           if (done) return false;
           done = true;
@@ -388,13 +427,33 @@ export class Encoder {
           return true;
         },
       };
-      this.queue.push(req);
-      if (this.queue.length >= this.o.maxBatch) this.flush();
-      else if (this.timer === null && this.inFlight === null) {
-        // setImmediate, not setTimeout(0) (at least 1 ms): requests read in the same poll phase still share the batch
-        this.timer = this.o.maxWaitMs === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.o.maxWaitMs);
-      }
+      // To the decoding thread at once: it prepares this image while the model computes the batch before.
+      this.preparing.set(decodeId, req);
+      this.decoder.postMessage({ id: decodeId, item: image, size: this.size, channels: this.channels as 1 | 3, maxPixels: this.o.maxPixels } satisfies ToDecoder,
+        [image.bytes.buffer as ArrayBuffer]);
     });
+  }
+
+  /** A prepared image joins the queue; a bad one is answered at once. */
+  private onDecoded(m: FromDecoder): void {
+    if ('ready' in m) return;
+    const req = this.preparing.get(m.id);
+    // Absent: timed out or aborted while decoding, or stopped.
+    if (req === undefined) return;
+    this.preparing.delete(m.id);
+    if ('error' in m) {
+      if (req.settle()) req.reject(new InputError(m.error));
+      this.checkDrained();
+      return;
+    }
+    req.pixels = m.pixels;
+    this.queue.push(req);
+    // Closing: a draining close waits for nothing but the answers.
+    if (this.queue.length >= this.o.maxBatch || this.closing) this.flush();
+    else if (this.timer === null && this.inFlight === null) {
+      // setImmediate, not setTimeout(0) (at least 1 ms): images decoded in the same turn still share the batch
+      this.timer = this.o.maxWaitMs === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.o.maxWaitMs);
+    }
   }
 
   /** Sends the next batch if the worker is free. */
@@ -408,10 +467,10 @@ export class Encoder {
     this.inFlight = batch;
     this.counts.batches++;
     this.counts.sizes[batch.length] = (this.counts.sizes[batch.length] ?? 0) + 1;
-    const items = batch.map((r) => r.item);
+    const items: ModelItem[] = batch.map((r) => (r.topK === undefined ? { pixels: r.pixels! } : { pixels: r.pixels!, topK: r.topK }));
     const id = ++this.batchId;
     this.sentAt = performance.now();
-    this.worker.postMessage({ type: 'batch', id, items } satisfies ToWorker, items.map((it) => it.bytes.buffer as ArrayBuffer));
+    this.worker.postMessage({ type: 'batch', id, items } satisfies ToWorker, items.map((it) => it.pixels.buffer as ArrayBuffer));
   }
 
   private onMessage(m: FromWorker): void {
@@ -426,13 +485,11 @@ export class Encoder {
       this.counts.maxComputeMs = Math.max(this.counts.maxComputeMs, m.computeMs);
       let row = 0;
       batch.forEach((r, i) => {
-        const error = m.errors[i];
-        const embedded = error === null && r.item.topK === undefined;
-        const answer = error !== null ? null : embedded ? m.features.slice(row * this.width, ++row * this.width) : m.top[i] ?? null;
+        const answer = r.topK === undefined ? m.features.slice(row * this.width, ++row * this.width) : m.top[i];
         // A request that timed out or was aborted in flight has settled already; its row is dropped.
         if (!r.settle()) return;
-        if (answer !== null) r.resolve(answer);
-        else r.reject(new InputError(error ?? 'The image could not be read'));
+        if (answer) r.resolve(answer);
+        else r.reject(new Error('The encoder answered no classes for this image'));
       });
     }
     this.checkDrained();
@@ -441,7 +498,7 @@ export class Encoder {
   }
 
   private checkDrained(): void {
-    if (!this.closing || this.queue.length > 0 || this.inFlight !== null) return;
+    if (!this.closing || this.preparing.size > 0 || this.queue.length > 0 || this.inFlight !== null) return;
     for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
@@ -450,10 +507,12 @@ export class Encoder {
     this.closing = true;
     if (this.timer !== null) clearBatchTimer(this.timer);
     this.timer = null;
-    const pending = [...(this.inFlight ?? []), ...this.queue.splice(0)];
+    const pending = [...(this.inFlight ?? []), ...this.queue.splice(0), ...this.preparing.values()];
+    this.preparing.clear();
     this.inFlight = null;
     for (const r of pending) if (r.settle()) r.reject(error);
     for (const resolve of this.drainWaiters.splice(0)) resolve();
     void this.worker.terminate();
+    void this.decoder.terminate();
   }
 }

@@ -1,14 +1,13 @@
 // The thread that owns an Encoder's model (see ./encoder). It loads the model
 // exactly as `extrema embed` (a pretraining checkpoint) or `extrema predict`
-// (a fine-tuned classifier) does, decodes and preprocesses each batch's
-// images exactly as an image folder is read, and runs the forward pass here,
-// so the main thread's event loop never waits on the model.
+// (a fine-tuned classifier) does and runs each batch's forward pass here, on
+// pixels the decoding thread (./decode-worker) already brought to the model's
+// size, so the main thread's event loop never waits on the model.
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { inferenceMode } from '../autograd';
-import { decodeImage, rgbToGray, grayToRgb } from '../data/image-folder';
 import type { ImageDataset } from '../data/dataset';
-import { defaultNormalization, resizeShorterAndCenterCrop, toNormalizedTensor, type Normalization } from '../data/preprocess';
+import { defaultNormalization, toNormalizedTensor, type Normalization } from '../data/preprocess';
 import { loadEncoder } from '../extrema/checkpoint';
 import { CLASSIFIER_FORMAT, loadClassifier } from '../eval/classifier-checkpoint';
 import { predictDataset, storedNormalization } from '../eval/predict';
@@ -18,14 +17,11 @@ import { assertDevice, type Device } from '../tensor/device';
 import { scope } from '../tensor/scope';
 import { normalize } from '../tensor/functional';
 import type { Tensor } from '../tensor/tensor';
-import type { BatchItem, Classification, FromWorker, ToWorker, WorkerInit } from './encoder';
+import type { Classification, FromWorker, ModelItem, ToWorker, WorkerInit } from './encoder';
 
 const init = workerData as WorkerInit;
 const port = parentPort;
 if (port === null) throw new Error('lib/serve/worker is the Encoder\'s worker thread; open it with Encoder.open');
-
-/** A message for the client: what was wrong with its image, not a stack. */
-class BadInput extends Error {}
 
 /** What the batch loop needs from either kind of checkpoint. */
 interface Model {
@@ -139,40 +135,18 @@ function main(): void {
   embed(new Uint8Array(item), 1);
   const warmupMs = performance.now() - warmStart;
 
-  async function decode(it: BatchItem): Promise<Uint8Array> {
-    if (it.kind === 'pixels') {
-      let data = it.bytes;
-      if (it.channels === 3 && channels === 1) data = rgbToGray(data);
-      else if (it.channels === 1 && channels === 3) data = grayToRgb(data);
-      return resizeShorterAndCenterCrop(data, it.height, it.width, channels, size);
+  async function serve(id: number, items: ModelItem[]): Promise<FromWorker> {
+    for (const it of items) {
+      if (it.pixels.length !== item) throw new Error(`Expected ${item} bytes of preprocessed pixels per image but received ${it.pixels.length}`);
     }
-    // the one decoder of `extrema embed`, on bytes, with the pixel limit checked from the header
-    try {
-      return (await decodeImage(it.bytes, { channels, size, maxPixels: init.maxPixels })).data;
-    } catch (e) {
-      throw new BadInput((e as Error).message);
-    }
-  }
-
-  async function serve(id: number, items: BatchItem[]): Promise<FromWorker> {
-    const decoded = await Promise.allSettled(items.map(decode));
-    const errors: (string | null)[] = decoded.map((d) => d.status === 'fulfilled' ? null
-      : d.reason instanceof BadInput || d.reason instanceof RangeError ? (d.reason as Error).message
-        : `Cannot preprocess the image: ${(d.reason as Error)?.message ?? String(d.reason)}`);
-    const toEmbed: Uint8Array[] = [];
-    const toClassify: { at: number; pixels: Uint8Array; topK: number }[] = [];
-    decoded.forEach((d, at) => {
-      if (d.status !== 'fulfilled') return;
-      const topK = items[at]!.topK;
-      if (topK === undefined) toEmbed.push(d.value);
-      else toClassify.push({ at, pixels: d.value, topK });
-    });
+    const toEmbed = items.filter((it) => it.topK === undefined);
+    const toClassify = items.flatMap((it, at) => (it.topK === undefined ? [] : [{ at, pixels: it.pixels, topK: it.topK }]));
     let features: Float32Array<ArrayBuffer> = new Float32Array(0);
     const top: (Classification[] | null)[] = items.map(() => null);
     const start = performance.now();
     if (toEmbed.length > 0) {
       const packed = new Uint8Array(toEmbed.length * item);
-      toEmbed.forEach((p, i) => packed.set(p, i * item));
+      toEmbed.forEach((it, i) => packed.set(it.pixels, i * item));
       features = embed(packed, toEmbed.length);
     }
     if (toClassify.length > 0) {
@@ -182,7 +156,7 @@ function main(): void {
       const rows = await model.classifier.classify(toClassify.map((c) => c.pixels), k);
       toClassify.forEach((c, i) => { top[c.at] = (rows[i] as Classification[]).slice(0, c.topK); });
     }
-    return { type: 'result', id, features, errors, top, computeMs: performance.now() - start };
+    return { type: 'result', id, features, top, computeMs: performance.now() - start };
   }
 
   // Batches are handled one at a time, in order; the main thread sends the next only after this one's result.

@@ -56,6 +56,10 @@ test('a packed Linear gives the plain values with gradients off, and the plain, 
   ref.forward(x).sum().backward();
   assertClose(grad, ref.weight.grad!, 'weight gradient');
 
+  // Under CPU autocast ATen's bfloat16 linear runs, as without packing.
+  const auto = et.autocast('cpu', 'bfloat16', () => et.noGrad(() => lin.forward(x)));
+  assert.equal(auto.dtype, 'bfloat16');
+
   // float64 inputs and weights take the plain path.
   lin.to({ dtype: 'float64' });
   const x64 = x.to('float64');

@@ -126,14 +126,15 @@ test('a full queue refuses at once with a retry hint; an abort before dispatch d
   const body = await encodeImage(20, 20, 1, 'png');
   const encoder = await Encoder.open({ checkpoint: tiny, maxBatch: 2, maxWaitMs: 5, queueLimit: 3 });
   try {
-    const accepted = Array.from({ length: 5 }, () => encoder.embed(body)); // 2 sent at once, 3 waiting
+    // Every request waits (first in the decoding thread) until the model takes it: 3 fit.
+    const accepted = Array.from({ length: 3 }, () => encoder.embed(body));
     assert.equal(encoder.stats().queued, 3);
     let refused: unknown;
     await encoder.embed(body).catch((e: unknown) => { refused = e; });
     assert.ok(refused instanceof QueueFullError, String(refused));
     assert.ok(refused.retryAfterMs > 0);
     assert.equal(encoder.stats().queued, 3, 'the refusal came before any queued request was served');
-    assert.equal((await Promise.all(accepted)).length, 5);
+    assert.equal((await Promise.all(accepted)).length, 3);
   } finally {
     await encoder.close();
   }
@@ -207,6 +208,23 @@ test('close drains queued requests, or rejects them with ClosedError; later call
   for (const r of await lost) assert.ok(r.status === 'rejected' && r.reason instanceof ClosedError, String((r as PromiseRejectedResult).reason));
   await assert.rejects(dropped.embed(body), ClosedError);
   await dropped.close(); // a second close is harmless
+});
+
+test('a thread that dies rejects what is pending with ClosedError, and the encoder refuses new work', async () => {
+  const body = await encodeImage(16, 16, 3, 'png');
+  for (const thread of ['decoder', 'worker'] as const) {
+    const encoder = await Encoder.open({ checkpoint: tiny, maxBatch: 8, maxWaitMs: 10_000 });
+    const pending = Promise.allSettled([encoder.embed(body), encoder.embed(body)]);
+    // Reaching into the private thread handle stands in for a crash (an OOM kill, a native fault).
+    await (encoder as unknown as Record<typeof thread, { terminate(): Promise<number> }>)[thread].terminate();
+    for (const r of await pending) {
+      assert.ok(r.status === 'rejected' && r.reason instanceof ClosedError, `${thread}: ${String((r as PromiseRejectedResult).reason)}`);
+      assert.match((r.reason as Error).message, thread === 'decoder' ? /decoding thread stopped/ : /worker stopped/);
+    }
+    assert.equal(encoder.closed, true);
+    await assert.rejects(encoder.embed(body), ClosedError);
+    await encoder.close();
+  }
 });
 
 test('a process that opens, uses and closes an encoder exits on its own (no worker left running)', () => {
