@@ -73,8 +73,9 @@ async function main(): Promise<void> {
   const bad = await fetch(`http://localhost:${bound}/embed`, { method: 'POST', body: Buffer.from('not an image') });
   const width = answers[0]!.features.length;
   const norm = Math.sqrt(answers[0]!.features.reduce((s, v) => s + v * v, 0));
-  const same = answers.every((a) => a.features.every((v, i) => v === answers[0]!.features[i]));
-  console.log(`features: ${width} numbers, norm ${norm.toFixed(4)}, identical for the 3 requests: ${same}; a non-image got ${bad.status}; batches: ${encoder.stats().batches}`);
+  // Rows of one batch may round differently in the last bits (the matrix kernels block rows by position).
+  const spread = Math.max(...answers.map((a) => Math.max(...a.features.map((v, i) => Math.abs(v - answers[0]!.features[i]!)))));
+  console.log(`features: ${width} numbers, norm ${norm.toFixed(4)}, the 3 requests agree to 1e-6: ${spread <= 1e-6}; a non-image got ${bad.status}; batches: ${encoder.stats().batches}`);
   await stop();
 }
 
