@@ -370,8 +370,10 @@ export class Encoder {
           this.drainWaiters.push(resolve);
           this.checkDrained();
         });
+        // The decoder goes once the model thread has exited on its own: its exit
+        // would otherwise stop() the encoder and terminate the model thread mid-dispose.
+        this.worker.once('exit', () => void this.decoder.terminate());
         this.worker.postMessage({ type: 'close' } satisfies ToWorker);
-        void this.decoder.terminate();
       } else {
         this.stop(new ClosedError('The encoder was closed before this request finished'));
       }
