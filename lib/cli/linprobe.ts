@@ -25,6 +25,7 @@ export const linprobeCommandSchema = record({
   heads: int(1, 1024).optional().describe('attention heads of a .pth model (default: width / 64)'),
   student: flag().optional().describe('probe the student encoder instead of the teacher'),
   quiet: flag().optional().describe('no progress bar'),
+  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of oneDNN's packed product (CPU float32: the same values to float rounding, about 20% faster)"),
 });
 
 const LINPROBE_FLAGS: readonly FlagSpec[] = [
@@ -47,6 +48,7 @@ const LINPROBE_FLAGS: readonly FlagSpec[] = [
   { flags: '--heads <n>', path: 'heads' },
   { flags: '--student', path: 'student' },
   { flags: '--quiet', path: 'quiet' },
+  { flags: '--plain-linear', path: 'plainLinear' },
 ];
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -61,7 +63,7 @@ export function addLinprobeCommand(program: Command): void {
     const r = await linearProbe({
       checkpoint: o.checkpoint, train: o.train, test: o.test, out: o.out, mode: o.mode, epochs: o.epochs, warmupEpochs: o.warmupEpochs,
       batchSize: o.batchSize, baseLr: o.baseLr, momentum: o.momentum, weightDecay: o.weightDecay, lars: o.lars, seed: o.seed, device: o.device,
-      embedBatchSize: o.embedBatchSize, limit: o.limit, heads: o.heads, which: o.student ? 'student' : 'teacher',
+      embedBatchSize: o.embedBatchSize, limit: o.limit, heads: o.heads, which: o.student ? 'student' : 'teacher', packWeights: !o.plainLinear,
       onEvent: (message) => process.stderr.write(`${message}\n`),
       onStep: o.quiet ? undefined : (_step, total, loss) => {
         bar ??= new ProgressBar({ total, label: `linprobe ${o.mode}`, unit: 'step' });

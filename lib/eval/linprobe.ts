@@ -37,6 +37,7 @@ import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import { RunLog } from '../io/run-log';
 import { embedDataset } from './embed';
+import { withPackedLinears } from '../nn/pack-for-inference';
 
 export const HEAD_FORMAT = 'extrema-linprobe/1';
 
@@ -281,6 +282,8 @@ export interface LinearProbeOptions {
   embedBatchSize?: number;
   /** use only the first n images of each set (0: all) */
   limit?: number;
+  /** oneDNN's packed Linear layers in the frozen encoder (see EmbedOptions.packWeights); default true */
+  packWeights?: boolean;
   onEvent?: (message: string) => void;
   onStep?: (step: number, total: number, loss: number) => void;
 }
@@ -329,7 +332,7 @@ export async function linearProbe(o: LinearProbeOptions): Promise<LinearProbeRes
     const runLog = (log = new RunLog(path.join(o.out, 'log.jsonl'), null));
     o.onEvent?.(`train: ${trainData.describe}\ntest: ${testData.describe}\n${numClasses} classes, ${mode} mode, ${o.which ?? 'teacher'} encoder`);
     const embed = async (data: ImageDataset) => {
-      const e = await embedDataset(encoder, data, { batchSize: o.embedBatchSize ?? 256, device, instanceNorm: false, ...norm });
+      const e = await embedDataset(encoder, data, { batchSize: o.embedBatchSize ?? 256, device, instanceNorm: false, packWeights: o.packWeights, ...norm });
       owned.push(e.features);
       if (e.labels !== null) owned.push(e.labels);
       return e;
@@ -358,7 +361,9 @@ export async function linearProbe(o: LinearProbeOptions): Promise<LinearProbeRes
       const train = await embed(trainData);
       losses = trainLinearHead(head, train.features, train.labels!, shuffledBatches(train.indices.length, batchSize, epochs, seed), training);
     } else {
-      losses = await trainAugmented(encoder, head, trainData, { batchSize, epochs, seed, device, norm, totalSteps, training });
+      // The frozen encoder runs every batch of every epoch: its packed copy is worth the most here.
+      losses = await withPackedLinears(encoder, o.packWeights ?? true,
+        () => trainAugmented(encoder, head!, trainData, { batchSize, epochs, seed, device, norm, totalSteps, training }));
     }
     const metrics = evaluate();
     runLog.write({ kind: 'event', iteration: totalSteps, event: 'test', top1: metrics.top1, top5: metrics.top5 });
