@@ -149,3 +149,18 @@ test('the generated aten namespace reaches any operator', () => {
   internal._foreach_lerp__Scalar(q, ps, 0.25);
   assert.deepEqual(q.map((x) => x.toArray()), [[1, 1], [0.875, 0.875, 0.875]]);
 });
+
+test('version counts in-place writes on a tensor and its views, as PyTorch\'s _version; inference tensors have none (-1)', () => {
+  const x = et.zeros([4]);
+  const v0 = x.version;
+  x.add_(1);
+  assert.equal(x.version, v0 + 1);
+  const view = x.narrow(0, 0, 2);
+  view.mul_(3);
+  assert.equal(x.version, v0 + 2, 'a write through a view bumps the base too');
+  et.noGrad(() => x.copy_(et.ones([4])));
+  assert.equal(x.version, v0 + 3);
+  const y = x.add(1);
+  assert.equal(y.version, 0, 'an out-of-place result starts at 0');
+  assert.equal(et.inferenceMode(() => et.zeros([2])).version, -1);
+});
