@@ -15,6 +15,9 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { nonNegativeFinite, positiveFinite, positiveInt } from '../checks';
+import { describe } from '../tensor/dtype';
+import { scope } from '../tensor/scope';
+import { Tensor } from '../tensor/tensor';
 
 export interface EncoderOptions {
   /**
@@ -341,6 +344,29 @@ export class Encoder {
       return this.refuse(new InputError(`Expected ${height * width * channels} bytes for a ${height} x ${width} x ${channels} image but received ${pixels.length}`), options);
     }
     return this.enqueue<Float32Array>({ kind: 'pixels', bytes: new Uint8Array(pixels), height, width, channels }, options);
+  }
+
+  /**
+   * Features of one image held as a uint8 Tensor: [C, H, W] (the layout of
+   * the DataLoader's batches, C = 1 or 3) or [H, W] for gray, on any device,
+   * any size (resized and cropped like an image file). The pixels are copied
+   * out at the call; the tensor stays the caller's. A batch [B, C, H, W] is
+   * `Promise.all(batch.unbind(0).map((x) => encoder.embedTensor(x)))`.
+   */
+  embedTensor(image: Tensor, options: EmbedRequestOptions = {}): Promise<Float32Array> {
+    if (!(image instanceof Tensor)) return Promise.reject(new TypeError(`Expected a Tensor for "image" of embedTensor but received ${describe(image)}`));
+    if (image.isDisposed) return Promise.reject(new TypeError('The image tensor passed to embedTensor has been disposed'));
+    if (image.dtype !== 'uint8') return this.refuse(new InputError(`Expected a uint8 image tensor (pixels 0-255) but received ${image.dtype}`), options);
+    const shape = image.shape;
+    const [c, h, w] = shape.length === 2 ? [1, shape[0]!, shape[1]!] : shape.length === 3 ? [shape[0]!, shape[1]!, shape[2]!] : [0, 0, 0];
+    if (c !== 1 && c !== 3) {
+      return this.refuse(new InputError(`Expected an image tensor [C, H, W] with C = 1 or 3, or [H, W], but received shape [${shape.join(', ')}]`), options);
+    }
+    if (h * w > this.o.maxPixels) return this.refuse(new InputError(`The image has ${h} x ${w} pixels, more than the limit of ${this.o.maxPixels}`), options);
+    if (h * w === 0) return this.refuse(new InputError(`The image tensor is empty (shape [${shape.join(', ')}])`), options);
+    // HWC bytes on the CPU, made by libtorch (one native copy; no per-pixel JS on this thread).
+    const hwc = scope(() => (shape.length === 2 ? image : image.permute(1, 2, 0)).contiguous().cpu().toTypedArray<'uint8'>());
+    return this.enqueue<Float32Array>({ kind: 'pixels', bytes: hwc, height: h, width: w, channels: c as 1 | 3 }, options);
   }
 
   stats(): EncoderStats {

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import * as et from '../../lib';
 import { ExtremaModel, saveCheckpoint, type ExtremaConfigInput } from '../../lib/extrema';
 import { embedToFile } from '../../lib/eval/embed';
 import { loadSafetensors } from '../../lib/io/safetensors';
@@ -187,6 +188,22 @@ test('timeouts, bad bodies and decompression bombs reject only their own request
     const raw = await encoder.embedPixels(px, 20, 24, 3);
     const png = await encoder.embed(await sharp(px, { raw: { width: 24, height: 20, channels: 3 } }).png().toBuffer());
     assert.deepEqual(raw, png, 'raw pixels give the features of the same pixels as a PNG');
+
+    // The same pixels as a uint8 Tensor [C, H, W] (the DataLoader's layout), and gray [H, W] / [1, H, W].
+    const chw = et.fromTypedArray(new Uint8Array(px), [20, 24, 3]).permute(2, 0, 1);
+    assert.deepEqual(await encoder.embedTensor(chw), raw, 'a [3, H, W] tensor gives the features of its pixels');
+    assert.equal(chw.isDisposed, false, 'the caller keeps its tensor');
+    const gray = new Uint8Array(noise(20, 24, 5).subarray(0, 20 * 24));
+    const fromGray = await encoder.embedPixels(gray, 20, 24, 1);
+    assert.deepEqual(await encoder.embedTensor(et.fromTypedArray(gray, [20, 24])), fromGray);
+    assert.deepEqual(await encoder.embedTensor(et.fromTypedArray(gray, [1, 20, 24])), fromGray);
+    await assert.rejects(encoder.embedTensor(chw.float()), (e) => e instanceof InputError && /Expected a uint8 image tensor \(pixels 0-255\) but received float32/.test(e.message));
+    await assert.rejects(encoder.embedTensor(et.zeros([2, 4, 4], { dtype: 'uint8' })), /Expected an image tensor \[C, H, W\] with C = 1 or 3, or \[H, W\], but received shape \[2, 4, 4\]/);
+    await assert.rejects(encoder.embedTensor(et.zeros([1, 0, 4], { dtype: 'uint8' })), /empty/);
+    await assert.rejects(encoder.embedTensor(px as unknown as et.Tensor), /Expected a Tensor for "image" of embedTensor but received/);
+    const gone = et.zeros([1, 4, 4], { dtype: 'uint8' });
+    gone.dispose();
+    await assert.rejects(encoder.embedTensor(gone), /has been disposed/);
   } finally {
     await encoder.close();
   }
