@@ -61,7 +61,7 @@ export function addServeCommand(program: Command): void {
       throw e;
     }
     const { address, port, family } = app.server.address() as AddressInfo;
-    process.stderr.write(`listening on http://${family === 'IPv6' ? `[${address}]` : address}:${port} (${encoder.kind}, ${encoder.width} features, warm-up ${encoder.warmupMs.toFixed(0)} ms)\n`);
+    process.stderr.write(`listening on http://${family === 'IPv6' ? `[${address}]` : address}:${port} (${encoder.kind}, ${encoder.width} features, warm-up ${encoder.warmupMs.toFixed(0)} ms, ${encoder.packedLinears} Linear layers packed)\n`);
 
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -145,7 +145,7 @@ export type ToWorker = { type: 'batch'; id: number; items: ModelItem[] } | { typ
 
 /** @internal */
 export type FromWorker =
-  | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number; classifier: { classes: string[] | null; numClasses: number } | null }
+  | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number; packedLinears: number; classifier: { classes: string[] | null; numClasses: number } | null }
   | { type: 'fatal'; message: string }
   // features: the rows of the embedded items, packed in order; top: each classified item's classes
   | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; top: (Classification[] | null)[]; computeMs: number }
@@ -216,6 +216,8 @@ export class Encoder {
   readonly channels: number;
   /** The one-off first forward pass, in ms. */
   readonly warmupMs: number;
+  /** Linear layers running oneDNN's packed product (0 with packWeights false, on a GPU, or without oneDNN). */
+  readonly packedLinears: number;
   /** 'classifier' for a fine-tuned classifier checkpoint (classify() works), else 'encoder'. */
   readonly kind: 'encoder' | 'classifier';
   /** A classifier's outputs, or null for an encoder. */
@@ -249,6 +251,7 @@ export class Encoder {
     this.size = ready.size;
     this.channels = ready.channels;
     this.warmupMs = ready.warmupMs;
+    this.packedLinears = ready.packedLinears;
     this.kind = ready.classifier === null ? 'encoder' : 'classifier';
     this.numClasses = ready.classifier?.numClasses ?? null;
     this.classes = ready.classifier?.classes === null || ready.classifier === null ? null : Object.freeze([...ready.classifier.classes]);

@@ -32,8 +32,8 @@ interface Model {
   /** [n, width] features of n normalised images. */
   features(x: Tensor): Tensor;
   classifier: { classes: string[] | null; numClasses: number; classify(pixels: Uint8Array[], topK: number): Promise<Classification[][]> } | null;
-  /** Packs the Linear layers for oneDNN (nn.packForInference). */
-  pack(): void;
+  /** Packs the Linear layers for oneDNN (nn.packForInference); how many were packed. */
+  pack(): number;
   dispose(): void;
 }
 
@@ -96,7 +96,7 @@ function openClassifier(device: Device): Model {
         return preds.map((p) => p.top.map((t) => ({ label: t.name ?? t.class, index: t.class, probability: t.probability })));
       },
     },
-    pack: () => void packForInference(model),
+    pack: () => packForInference(model).packed,
     dispose: () => model.dispose(),
   };
 }
@@ -108,7 +108,7 @@ function openEncoder(device: Device): Model {
   return {
     size, channels, width: config.encoder.embedDim, norm: defaultNormalization(channels),
     features: (x) => encoder.encode(x).instance, classifier: null,
-    pack: () => void packForInference(encoder), dispose: () => encoder.dispose(),
+    pack: () => packForInference(encoder).packed, dispose: () => encoder.dispose(),
   };
 }
 
@@ -117,7 +117,7 @@ function main(): void {
   const device = assertDevice(init.device, 'device');
   const model = isClassifierFile(init.checkpoint) ? openClassifier(device) : openEncoder(device);
   // Packed once for the worker's life; predictDataset (classify) then finds the layers packed already.
-  if (init.packWeights) model.pack();
+  const packedLinears = init.packWeights ? model.pack() : 0;
   const { size, channels, norm } = model;
   const item = size * size * channels;
 
@@ -180,7 +180,7 @@ function main(): void {
     });
   });
   const classifier = model.classifier === null ? null : { classes: model.classifier.classes, numClasses: model.classifier.numClasses };
-  port!.postMessage({ type: 'ready', width: model.width, size, channels, warmupMs, classifier } satisfies FromWorker);
+  port!.postMessage({ type: 'ready', width: model.width, size, channels, warmupMs, packedLinears, classifier } satisfies FromWorker);
 }
 
 try {

@@ -63,6 +63,7 @@ test('features of 20 concurrent requests equal what embedToFile writes for the s
   const encoder = await Encoder.open({ checkpoint: tiny, maxBatch: 8, maxWaitMs: 20 });
   try {
     assert.equal(encoder.width, 16);
+    assert.ok(encoder.packedLinears > 0, 'the Linear layers run packed by default, as embedToFile\'s');
     const got = await Promise.all(files.map((f) => encoder.embed(fs.readFileSync(f))));
     let worst = 0;
     got.forEach((row, i) => {
@@ -225,6 +226,24 @@ test('close drains queued requests, or rejects them with ClosedError; later call
   for (const r of await lost) assert.ok(r.status === 'rejected' && r.reason instanceof ClosedError, String((r as PromiseRejectedResult).reason));
   await assert.rejects(dropped.embed(body), ClosedError);
   await dropped.close(); // a second close is harmless
+});
+
+test('packWeights: false serves ATen\'s linear: no packed layers, the features of embedToFile with packWeights false', async () => {
+  const body = await encodeImage(16, 16, 9, 'png');
+  fs.mkdirSync(path.join(dir, 'plain'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'plain', 'a.png'), body);
+  const out = path.join(dir, 'plain.safetensors');
+  await embedToFile({ checkpoint: tiny, images: path.join(dir, 'plain'), out, packWeights: false });
+  const { tensors } = loadSafetensors(out);
+  const expected = tensors.get('features')!.toTypedArray<'float32'>();
+  for (const t of tensors.values()) t.dispose();
+  const plain = await Encoder.open({ checkpoint: tiny, packWeights: false });
+  try {
+    assert.equal(plain.packedLinears, 0);
+    assert.deepEqual(await plain.embed(body), expected, 'one image, one batch: the same numbers bit for bit');
+  } finally {
+    await plain.close();
+  }
 });
 
 test('a thread that dies rejects what is pending with ClosedError, and the encoder refuses new work', async () => {
