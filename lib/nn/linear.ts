@@ -4,7 +4,7 @@ import { gelu, linear } from '../tensor/functional';
 import { packedLinear, packedLinearAvailable, packLinearWeight } from '../tensor/packed-linear';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
-import { isGradEnabled } from '../autograd';
+import { isGradEnabled, noGrad } from '../autograd';
 import { isAutocastEnabled } from '../runtime/device-runtime';
 import { defaultWeightInit_, uniform_ } from './init';
 import { positiveInt } from '../checks';
@@ -60,9 +60,8 @@ export class Linear extends Module {
   /**
    * Keeps a oneDNN-packed copy of the weight for inference: from then on a
    * forward pass with gradients off, on a float32 CPU input outside CPU
-   * autocast, runs oneDNN's
-   * packed product instead of ATen's linear (the same values to float
-   * rounding). The copy is remade when the weight changes (in place or
+   * autocast, runs oneDNN's packed product instead of ATen's linear (the
+   * same values to float rounding). The copy is remade when the weight changes (in place or
    * replaced); with gradients on, or elsewhere, the plain path runs.
    * Returns whether packing applies here (a float32 CPU weight, a libtorch
    * with oneDNN, a weight that is not an inference tensor).
@@ -72,7 +71,8 @@ export class Linear extends Module {
     if (!packedLinearAvailable() || this.weight.dtype !== 'float32' || this.weight.device !== 'cpu') return false;
     const version = this.weight.version;
     if (version < 0) return false; // an inference tensor keeps no version, so a change could not be seen
-    const weight = packLinearWeight(this.weight).keep();
+    // Without gradients: the copy must not hang on the weight's autograd graph.
+    const weight = noGrad(() => packLinearWeight(this.weight)).keep();
     this.packed = { weight, version, from: this.weight };
     return true;
   }

@@ -136,3 +136,12 @@ test('packing refuses bad weights and activations with clear errors; inference-t
   const lin = et.inferenceMode(() => new Linear(3, 4));
   assert.equal(lin.packForInference(), false, 'an inference tensor keeps no version to watch');
 });
+
+test('the packed copy is a plain tensor even when packed with gradients on', { skip }, () => {
+  const lin = new Linear(8, 4);
+  assert.equal(et.isGradEnabled(), true);
+  lin.packForInference();
+  const packed = (lin as unknown as { packed: { weight: et.Tensor } }).packed.weight;
+  assert.equal(packed.requiresGrad, false);
+  assert.equal(packed.gradFn, null);
+});
