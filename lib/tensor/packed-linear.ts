@@ -2,9 +2,10 @@
 // torch.compile's CPU freezing uses (mkldnn::_reorder_linear_weight and
 // mkldnn::_linear_pointwise): the weight is reordered once into oneDNN's
 // blocked layout, and an exact-erf GELU runs inside the matrix product
-// instead of as a second pass over memory. About 20% off a
-// ViT forward on one CPU thread (BENCHMARKS.md). No autograd formula exists
-// for these operators, so callers use them only with gradients off.
+// instead of as a second pass over memory: 10-25% off a small ViT's forward
+// pass on the CPU, more at larger batches (BENCHMARKS.md). No autograd
+// formula exists for these operators, so callers use them only with
+// gradients off.
 import { native } from '../native';
 import { describe } from './dtype';
 import { call, T, t, ot } from './op-runtime';
