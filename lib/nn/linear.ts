@@ -96,15 +96,9 @@ export class Linear extends Module {
     const p = this.packed;
     // Under CPU autocast ATen's linear runs in the autocast dtype; the packed product would not.
     if (p === null || x.dtype !== 'float32' || isGradEnabled() || isAutocastEnabled('cpu')) return null;
-    if (p.from !== this.weight || p.from.isDisposed) {
-      // replaced (Module.to, a user assignment): pack the new one if it qualifies
+    // Replaced (a user assignment) or written in place since: pack the weight as it is now, if it qualifies.
+    if (p.from !== this.weight || p.from.isDisposed || this.weight.version !== p.version) {
       return this.packForInference() ? this.packed!.weight : null;
-    }
-    const version = this.weight.version;
-    if (version !== p.version) {
-      p.weight.dispose();
-      p.weight = packLinearWeight(this.weight).keep();
-      p.version = version;
     }
     return p.weight;
   }

@@ -17,19 +17,17 @@ export interface PackReport {
  * weights' size again).
  */
 export function packForInference(module: Module): PackReport {
-  let packed = 0;
-  let linears = 0;
-  for (const [, m] of module.namedModules()) {
-    if (!(m instanceof Linear)) continue;
-    linears++;
-    if (m.packForInference()) packed++;
-  }
-  return { packed, linears };
+  const all = linearsOf(module);
+  return { packed: all.filter((m) => m.packForInference()).length, linears: all.length };
 }
 
 /** Drops every packed copy packForInference made. */
 export function unpackAll(module: Module): void {
-  for (const [, m] of module.namedModules()) if (m instanceof Linear) m.unpack();
+  for (const m of linearsOf(module)) m.unpack();
+}
+
+function linearsOf(module: Module): Linear[] {
+  return [...module.namedModules()].flatMap(([, m]) => (m instanceof Linear ? [m] : []));
 }
 
 /**
@@ -38,12 +36,7 @@ export function unpackAll(module: Module): void {
  * for the copies only while they run. enabled false runs fn as it is.
  */
 export async function withPackedLinears<T>(module: Module, enabled: boolean, fn: () => Promise<T>): Promise<T> {
-  const packedHere: Linear[] = [];
-  if (enabled) {
-    for (const [, m] of module.namedModules()) {
-      if (m instanceof Linear && !m.isPacked && m.packForInference()) packedHere.push(m);
-    }
-  }
+  const packedHere = enabled ? linearsOf(module).filter((m) => !m.isPacked && m.packForInference()) : [];
   try {
     return await fn();
   } finally {

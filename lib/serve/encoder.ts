@@ -152,7 +152,6 @@ export type FromWorker =
   | { type: 'failed'; id: number; message: string };
 
 interface Request {
-  image: RawImage;
   topK?: number;
   /** The model's input, once the decoding thread has made it. */
   pixels: Uint8Array | null;
@@ -449,7 +448,7 @@ export class Encoder {
       const timer = setTimeout(() => drop(new TimeoutError(`The request did not finish within ${timeoutMs} ms`)), timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       const req: Request = {
-        image, ...(topK === undefined ? {} : { topK }), pixels: null, resolve: resolve as (v: Float32Array | Classification[]) => void, reject,
+        ...(topK === undefined ? {} : { topK }), pixels: null, resolve: resolve as (v: Float32Array | Classification[]) => void, reject,
         settle: () => {
           if (done) return false;
           done = true;
