@@ -92,6 +92,33 @@ function lastCollapse(out: string): Pick<GridResult, 'spread' | 'effectiveRank' 
   return { spread: num(last?.spread), effectiveRank: num(last?.effectiveRank), meanCosine: num(last?.meanCosine), finalLoss: num(steps[steps.length - 1]?.loss) };
 }
 
+/** Two recipes alike but for their run folders. */
+function sameRecipe(a: PretrainConfig, b: PretrainConfig): boolean {
+  return JSON.stringify({ ...a, out: '' }) === JSON.stringify({ ...b, out: '' });
+}
+
+/**
+ * An entry's result recorded by the grid it names in `sameAs` (its run
+ * folder, else that grid's report), renamed for this grid; null when there is
+ * none or its recipe differs from this one in anything but the run folder.
+ */
+function recordedElsewhere(e: GridEntry, cfg: PretrainConfig): { result: GridResult; from: string } | null {
+  const { grid, name } = e.sameAs!;
+  const folder = path.join(ROOT, 'runs', 'recipes', grid, name, 'result.json');
+  const report = path.join(ROOT, 'bench', 'results', `recipes-${grid}.jsonl`);
+  const candidates: { result: GridResult; from: string }[] = [];
+  if (fs.existsSync(folder)) candidates.push({ result: JSON.parse(fs.readFileSync(folder, 'utf8')) as GridResult, from: folder });
+  if (fs.existsSync(report)) {
+    for (const line of fs.readFileSync(report, 'utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      const r = JSON.parse(line) as GridResult;
+      if (r.name === name) candidates.push({ result: r, from: report });
+    }
+  }
+  const found = candidates.find((c) => sameRecipe(c.result.config, cfg));
+  return found === undefined ? null : { result: { ...found.result, name: e.name, differs: e.differs }, from: found.from };
+}
+
 const pct = (v: number | null) => (v === null ? '-' : (v * 100).toFixed(1));
 const fixed = (v: number | null, d: number) => (v === null ? '-' : v.toFixed(d));
 
@@ -125,6 +152,12 @@ async function main(): Promise<void> {
     if (fs.existsSync(done)) {
       process.stderr.write(`${entry.name}: finished before, read from ${done}\n`);
       results.push(JSON.parse(fs.readFileSync(done, 'utf8')) as GridResult);
+      continue;
+    }
+    const same = entry.sameAs === undefined ? null : recordedElsewhere(entry, cfg);
+    if (same !== null) {
+      process.stderr.write(`${entry.name}: the same recipe as ${entry.sameAs!.grid}/${entry.sameAs!.name}, read from ${same.from}\n`);
+      results.push(same.result);
       continue;
     }
     process.stderr.write(`${entry.name}: ${entry.differs} -> ${cfg.out}\n`);

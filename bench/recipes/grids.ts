@@ -3,6 +3,7 @@
 // a fixed 10,000-image Fashion-MNIST subset, so a table row differs from the
 // baseline in exactly what its `differs` says. Run with bench/recipes/grid.ts.
 import { AUTHORS_HEADS, type PretrainConfigInput } from '../../lib/train/config';
+import { mergeConfig } from '../../lib/config';
 
 export interface GridEntry {
   /** Folder name under runs/recipes/<grid>/ and the table's first column. */
@@ -11,6 +12,11 @@ export interface GridEntry {
   differs: string;
   /** Overrides merged into the base (deeply; only what differs). */
   config: PretrainConfigInput;
+  /**
+   * The same recipe as an entry of another grid: its finished result is read
+   * back instead of run again, when its recorded recipe equals this one.
+   */
+  sameAs?: { grid: string; name: string };
 }
 
 export interface Grid {
@@ -53,6 +59,9 @@ export const DEMO_BASE: PretrainConfigInput = {
   knn: { every: 1 },
 };
 
+/** The cpu-small preset's heads and teacher (BatchNorm, constant momentum 0.99) on SMALL_BASE's subset and schedule. */
+const SMALL_LEARNING_HEADS = { model: { headNorm: 'batch' as const, momentumSchedule: 'constant' as const, momentum: 0.99 } };
+
 export const GRIDS: Readonly<Record<string, Grid>> = {
   /** The paper's claims at the demo's scale: masking ratio (Table 1), number of masks (Fig. 4), where the class token comes in (Fig. 5). */
   claims: {
@@ -81,6 +90,28 @@ export const GRIDS: Readonly<Record<string, Grid>> = {
       { name: 'crop', differs: 'one crop + flip view shared by both branches', config: { augment: { scheme: 'crop' } } },
       { name: 'crop+color', differs: 'one crop + flip + colour view shared by both branches', config: { augment: { scheme: 'crop+color' } } },
       { name: 'two-views', differs: 'two independent crop + flip + colour views, one per branch', config: { augment: { scheme: 'two-views' } } },
+    ],
+  },
+  /**
+   * The levers the default grid left out, around the recipe that learns
+   * (BatchNorm heads, constant momentum 0.99): which of them buys probe
+   * points at the same compute, toward a cpu-small recipe whose probe passes
+   * raw pixels. Its base is the default grid's `bn-m0.99` entry.
+   */
+  tune: {
+    base: mergeConfig(SMALL_BASE, SMALL_LEARNING_HEADS),
+    entries: [
+      { name: 'base', differs: 'none: BatchNorm heads, constant momentum 0.99 (the default grid\'s bn-m0.99)', config: {}, sameAs: { grid: 'default', name: 'bn-m0.99' } },
+      { name: 'lr-1e-3', differs: 'base lr 1e-3', config: { baseLr: 1e-3 } },
+      { name: 'pred-lr10', differs: 'predictor lr x10', config: { predictorLrScale: 10 } },
+      { name: 'batch-128', differs: 'batch 128 (78 steps an epoch, lr scaled to 2.5e-4)', config: { batchSize: 128 } },
+      { name: 'm-0.98', differs: 'constant momentum 0.98', config: { model: { momentum: 0.98 } } },
+      { name: 'crop-0.4', differs: 'crop scale 0.4-1 (from 0.2-1)', config: { augment: { scale: [0.4, 1] } } },
+      { name: 'm-0.995', differs: 'constant momentum 0.995', config: { model: { momentum: 0.995 } } },
+      { name: 'jitter-0.8', differs: 'brightness and contrast jitter 0.8 (from 0.4)', config: { augment: { jitter: { brightness: 0.8, contrast: 0.8 } } } },
+      { name: 'wd-0.05', differs: 'weight decay 0.05 (from 0.1)', config: { weightDecay: 0.05 } },
+      { name: 'heads-2048', differs: 'projector and predictor hidden width 2048 (from 1024)', config: { model: { projectorHiddenDim: 2048, predictorHiddenDim: 2048 } } },
+      { name: 'e20', differs: '20 epochs, 2 of warmup (twice the steps)', config: { epochs: 20, warmupEpochs: 2 } },
     ],
   },
   default: {
