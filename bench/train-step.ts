@@ -21,7 +21,7 @@ const trainFile = process.env.BENCH_TRAIN ?? '/usr/share/datasets/fashion-mnist/
 async function ours(): Promise<{ median: number; rss: number }> {
   et.setNumThreads(threads);
   // the authors' heads, as bench/pretrain_reference.py builds by default
-  const cfg = et.train.pretrainConfig({ preset: 'cpu-small', train: trainFile, model: AUTHORS_HEADS });
+  const cfg = et.train.pretrainConfig({ preset: 'cpu-small', train: trainFile, model: AUTHORS_HEADS, batchSize: 256 });
   const model = new et.ExtremaModel(cfg.model, { seed: 0 });
   const opt = new et.AdamW(et.paramGroupsForDecay(model.studentParameters(), { weightDecay: cfg.weightDecay }), { lr: 5e-4, betas: cfg.betas, weightDecay: cfg.weightDecay });
   const aug = augmentConfig({ ...cfg.augment, size: 28, mean: [0.5], std: [0.5] });

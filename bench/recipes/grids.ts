@@ -35,6 +35,9 @@ export interface Grid {
 export const SMALL_BASE: PretrainConfigInput = {
   preset: 'cpu-small',
   model: AUTHORS_HEADS,
+  // the preset's values when the grids ran (it now has batch 128 and the predictor at 10x lr, from the tune grid)
+  batchSize: 256,
+  predictorLrScale: 1,
   trainLimit: 10_000,
   epochs: 10,
   warmupEpochs: 1,
@@ -53,6 +56,8 @@ const BN = { model: { headNorm: 'batch' as const } };
  */
 export const DEMO_BASE: PretrainConfigInput = {
   preset: 'demo',
+  // the preset's value when the grids ran (it now has the predictor at 10x lr, from the tune grid)
+  predictorLrScale: 1,
   epochs: 4,
   warmupEpochs: 1,
   checkpointEvery: 4,

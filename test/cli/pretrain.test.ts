@@ -78,7 +78,7 @@ test('pretrain --print-config: the resolved recipe, which reads back as the same
     const printed = cli(['pretrain', '--preset', 'cpu-small', '--epochs', '9', '--knn-k', '20', '--print-config']);
     assert.equal(printed.status, 0, printed.stderr);
     const cfg = JSON.parse(printed.stdout);
-    assert.deepEqual([cfg.epochs, cfg.knn.k, cfg.batchSize, cfg.model.encoder.embedDim], [9, 20, 256, 192]);
+    assert.deepEqual([cfg.epochs, cfg.knn.k, cfg.batchSize, cfg.model.encoder.embedDim], [9, 20, 128, 192]);
     const file = path.join(dir, 'printed.json');
     fs.writeFileSync(file, printed.stdout);
     assert.equal(cli(['pretrain', '--config', file, '--print-config']).stdout, printed.stdout, 'JSON reads back unchanged');

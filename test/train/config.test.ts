@@ -34,8 +34,9 @@ test('every preset resolves to the values it had before the schema', () => {
     // and collapseEvery: collapse signs every 20 steps
     assert.equal(resolved.collapseEvery, 20, `${name}: collapseEvery`);
     delete resolved.collapseEvery;
-    // and the issue 11 levers, at the paper's values in every preset
-    assert.equal(resolved.predictorLrScale, 1, `${name}: predictorLrScale`);
+    // and the issue 11 levers, at the paper's values in every preset but
+    // the small ones (the predictor at 10x lr there)
+    assert.equal(resolved.predictorLrScale, small ? 10 : 1, `${name}: predictorLrScale`);
     delete resolved.predictorLrScale;
     assert.equal(resolved.model.headNorm, small ? 'batch' : 'layer', `${name}: model.headNorm`);
     delete resolved.model.headNorm;
@@ -50,6 +51,9 @@ test('every preset resolves to the values it had before the schema', () => {
     if (name === 'cpu-small') {
       assert.equal(resolved.knn.every, 2, 'cpu-small: knn.every');
       resolved.knn.every = (expected as { knn: { every: number } }).knn.every;
+      // batch 128: twice the steps of the same epochs (the tune grid: +0.8 probe points)
+      assert.equal(resolved.batchSize, 128, 'cpu-small: batchSize');
+      resolved.batchSize = (expected as { batchSize: number }).batchSize;
     }
     // and --cuda-graph, off everywhere
     assert.equal(resolved.cudaGraph, false, `${name}: cudaGraph`);
@@ -178,7 +182,7 @@ test('every recipe flag sets its field', () => {
     [['--accumulate', '2'], 'accumulate', 2],
     [['--base-lr', '1e-3'], 'baseLr', 1e-3],
     [['--min-lr', '1e-6'], 'minLr', 1e-6],
-    [['--predictor-lr-scale', '10'], 'predictorLrScale', 10],
+    [['--predictor-lr-scale', '3'], 'predictorLrScale', 3],
     [['--weight-decay', '0.05'], 'weightDecay', 0.05],
     [['--weight-decay-end', '0.2'], 'weightDecayEnd', 0.2],
     [['--betas', '0.8,0.9'], 'betas', [0.8, 0.9]],

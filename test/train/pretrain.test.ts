@@ -101,7 +101,7 @@ test('pretrain config: presets, overrides, errors naming the field', () => {
   assert.equal(demo.model.maskRatio, 0.8);
   assert.equal(demo.model.numMasks, 2);
   const small = et.train.pretrainConfig({ preset: 'cpu-small' });
-  assert.deepEqual([small.batchSize, small.epochs, small.warmupEpochs, small.baseLr, small.model.projectorHiddenDim], [256, 10, 1, 5e-4, 1024]);
+  assert.deepEqual([small.batchSize, small.epochs, small.warmupEpochs, small.baseLr, small.predictorLrScale, small.model.projectorHiddenDim], [128, 10, 1, 5e-4, 10, 1024]);
   assert.deepEqual([small.model.headNorm, small.model.momentumSchedule, small.model.momentum, small.knn.probe], ['batch', 'constant', 0.99, true]);
   const authors = et.train.pretrainConfig({ preset: 'cpu-small', model: et.train.AUTHORS_HEADS });
   assert.deepEqual([authors.model.headNorm, authors.model.momentumSchedule, authors.model.momentum], ['layer', 'cosine', 0.996]);
