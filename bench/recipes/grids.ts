@@ -64,7 +64,7 @@ export const DEMO_BASE: PretrainConfigInput = {
   knn: { every: 1 },
 };
 
-/** The cpu-small preset's heads and teacher (BatchNorm, constant momentum 0.99) on SMALL_BASE's subset and schedule. */
+/** The heads and teacher that learn at this scale (BatchNorm, constant momentum 0.99): the default grid's bn-m0.99 entry and the tune grid's base. */
 const SMALL_LEARNING_HEADS = { model: { headNorm: 'batch' as const, momentumSchedule: 'constant' as const, momentum: 0.99 } };
 
 export const GRIDS: Readonly<Record<string, Grid>> = {
@@ -124,7 +124,7 @@ export const GRIDS: Readonly<Record<string, Grid>> = {
     entries: [
       { name: 'baseline', differs: "none: the authors' LayerNorm heads, cosine momentum from 0.996", config: {} },
       { name: 'bn', differs: "BatchNorm heads (BYOL's original)", config: BN },
-      { name: 'bn-m0.99', differs: 'BatchNorm heads, constant momentum 0.99', config: { model: { headNorm: 'batch', momentumSchedule: 'constant', momentum: 0.99 } } },
+      { name: 'bn-m0.99', differs: 'BatchNorm heads, constant momentum 0.99', config: SMALL_LEARNING_HEADS },
       { name: 'bn-pred-lr10', differs: 'BatchNorm heads, predictor lr x10', config: { ...BN, predictorLrScale: 10 } },
       { name: 'mask-0.5', differs: 'mask ratio 0.5', config: { model: { maskRatio: 0.5 } } },
       { name: 'masks-1', differs: '1 mask per image', config: { model: { numMasks: 1 } } },
