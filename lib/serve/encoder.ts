@@ -1,17 +1,21 @@
 // A trained encoder for a Node service: embed() takes one encoded image and
 // resolves with its features; opened on a fine-tuned classifier, classify()
 // also resolves with its top classes. The model lives in a worker thread (./worker),
-// so a forward pass never blocks the event loop, and a second thread
-// (./decode-worker) decodes each image as it arrives, while the model computes
-// the batch before. The main thread only queues the decoded requests and
-// groups them into micro-batches: a batch leaves when it is full
-// (maxBatch) or when its oldest request has waited maxWaitMs, whichever comes
-// first, and only one batch is in the worker at a time, so while the model is
-// busy the next batch fills up instead of piling into the worker's inbox,
-// where it could no longer be cancelled. The default wait is 0: an idle model
-// takes what arrived in the same turn of the event loop at once, and batches
-// form from the requests that arrive while it is busy (waiting only delays
-// lone requests; measured in bench/serve.ts).
+// so a forward pass never blocks the event loop. A request that finds the
+// model idle goes straight to that thread, which decodes its image and
+// computes it: the fewest thread hops for a lone request. A request that
+// arrives while the model is busy goes to a second thread (./decode-worker),
+// which decodes it while the model computes the batch before; the main
+// thread queues the decoded requests and groups them into micro-batches: a
+// batch leaves when it is full (maxBatch) or when its oldest request has
+// waited maxWaitMs, whichever comes first, and only one batch is in the
+// worker at a time, so while the model is busy the next batch fills up
+// instead of piling into the worker's inbox, where it could no longer be
+// cancelled. The default wait is 0: an idle model takes a request at once,
+// and batches form from the requests that arrive while it is busy (waiting
+// only delays lone requests; measured in bench/serve.ts). With a wait above
+// 0 every request takes the decoding thread, so that an idle model waits
+// for its batch to fill as asked.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { nonNegativeFinite, positiveFinite, positiveInt } from '../checks';
@@ -80,6 +84,8 @@ export interface EncoderStats {
   batches: number;
   /** Requests accepted by embed() (not counting those refused at once). */
   requests: number;
+  /** Of those, the ones that found the model idle and went straight to its thread, decoded there (the others took the decoding thread). */
+  direct: number;
   /** batchSizes[k]: batches of k requests. */
   batchSizes: number[];
   meanBatchSize: number;
@@ -140,8 +146,11 @@ export interface WorkerInit {
   packWeights: boolean;
 }
 
-/** @internal */
-export type ToWorker = { type: 'batch'; id: number; items: ModelItem[] } | { type: 'close' };
+/** @internal a batch of prepared items, or one request's image for the idle model to prepare and compute */
+export type ToWorker =
+  | { type: 'batch'; id: number; items: ModelItem[] }
+  | { type: 'image'; id: number; item: RawImage; maxPixels: number; topK?: number }
+  | { type: 'close' };
 
 /** @internal */
 export type FromWorker =
@@ -149,7 +158,9 @@ export type FromWorker =
   | { type: 'fatal'; message: string }
   // features: the rows of the embedded items, packed in order; top: each classified item's classes
   | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; top: (Classification[] | null)[]; computeMs: number }
-  | { type: 'failed'; id: number; message: string };
+  | { type: 'failed'; id: number; message: string }
+  // an 'image' whose preparation failed: the client's input, not the model
+  | { type: 'rejected'; id: number; message: string };
 
 interface Request {
   topK?: number;
@@ -236,7 +247,7 @@ export class Encoder {
   private closing = false;
   private drainWaiters: (() => void)[] = [];
   private readonly exited: Promise<void>;
-  private readonly counts = { batches: 0, requests: 0, computeMs: 0, maxComputeMs: 0, sizes: [] as number[] };
+  private readonly counts = { batches: 0, requests: 0, direct: 0, computeMs: 0, maxComputeMs: 0, sizes: [] as number[] };
   /** Smoothed wall time of a batch round trip, for QueueFullError.retryAfterMs. */
   private batchMs: number;
 
@@ -376,7 +387,7 @@ export class Encoder {
     const sizes = Array.from({ length: Math.max(c.sizes.length, 1) }, (_, k) => c.sizes[k] ?? 0);
     const sent = sizes.reduce((s, n, k) => s + n * k, 0);
     return {
-      queued: this.preparing.size + this.queue.length, inFlight: this.inFlight?.length ?? 0, batches: c.batches, requests: c.requests,
+      queued: this.preparing.size + this.queue.length, inFlight: this.inFlight?.length ?? 0, batches: c.batches, requests: c.requests, direct: c.direct,
       batchSizes: sizes, meanBatchSize: c.batches === 0 ? 0 : sent / c.batches, computeMs: c.computeMs, maxComputeMs: c.maxComputeMs,
     };
   }
@@ -457,6 +468,12 @@ export class Encoder {
           return true;
         },
       };
+      if (this.modelIdle()) {
+        this.counts.direct++;
+        this.dispatch([req], (id) => ({ type: 'image', id, item: image, maxPixels: this.o.maxPixels, ...(topK === undefined ? {} : { topK }) }),
+          [image.bytes.buffer as ArrayBuffer]);
+        return;
+      }
       // To the decoding thread at once: it prepares this image while the model computes the batch before.
       this.preparing.set(decodeId, req);
       this.decoder.postMessage({ id: decodeId, item: image, size: this.size, channels: this.channels as 1 | 3, maxPixels: this.o.maxPixels } satisfies ToDecoder,
@@ -486,6 +503,15 @@ export class Encoder {
     }
   }
 
+  /**
+   * Whether a new request should go straight to the model thread: nothing
+   * in the worker, nothing decoding or queued ahead of it, and no wait asked
+   * for a batch to fill.
+   */
+  private modelIdle(): boolean {
+    return this.o.maxWaitMs === 0 && this.inFlight === null && this.queue.length === 0 && this.preparing.size === 0;
+  }
+
   /** Sends the next batch if the worker is free. */
   private flush(): void {
     if (this.timer !== null) {
@@ -494,21 +520,28 @@ export class Encoder {
     }
     if (this.inFlight !== null || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.o.maxBatch);
+    const items: ModelItem[] = batch.map((r) => (r.topK === undefined ? { pixels: r.pixels! } : { pixels: r.pixels!, topK: r.topK }));
+    this.dispatch(batch, (id) => ({ type: 'batch', id, items }), items.map((it) => it.pixels.buffer as ArrayBuffer));
+  }
+
+  /** Hands `batch` to the worker as message(id), the only one in flight. */
+  private dispatch(batch: Request[], message: (id: number) => ToWorker, transfer: ArrayBuffer[]): void {
     this.inFlight = batch;
     this.counts.batches++;
     this.counts.sizes[batch.length] = (this.counts.sizes[batch.length] ?? 0) + 1;
-    const items: ModelItem[] = batch.map((r) => (r.topK === undefined ? { pixels: r.pixels! } : { pixels: r.pixels!, topK: r.topK }));
     const id = ++this.batchId;
     this.sentAt = performance.now();
-    this.worker.postMessage({ type: 'batch', id, items } satisfies ToWorker, items.map((it) => it.pixels.buffer as ArrayBuffer));
+    this.worker.postMessage(message(id), transfer);
   }
 
   private onMessage(m: FromWorker): void {
-    if ((m.type !== 'result' && m.type !== 'failed') || this.inFlight === null || m.id !== this.batchId) return;
+    if ((m.type !== 'result' && m.type !== 'failed' && m.type !== 'rejected') || this.inFlight === null || m.id !== this.batchId) return;
     const batch = this.inFlight;
     this.inFlight = null;
     this.batchMs = 0.8 * this.batchMs + 0.2 * (performance.now() - this.sentAt);
-    if (m.type === 'failed') {
+    if (m.type === 'rejected') {
+      for (const r of batch) if (r.settle()) r.reject(new InputError(m.message));
+    } else if (m.type === 'failed') {
       for (const r of batch) if (r.settle()) r.reject(new Error(`The encoder failed on a batch: ${m.message}`));
     } else {
       this.counts.computeMs += m.computeMs;

@@ -50,6 +50,16 @@ export function createMetrics(encoder: Encoder): ServerMetrics {
       seen = sizes;
     },
   });
+  let direct = 0;
+  new Counter({
+    name: 'extrema_encoder_direct_requests_total', help: 'Requests that found the model idle and were decoded in its thread instead of the decoding thread',
+    registers: [registry],
+    collect() {
+      const now = encoder.stats().direct;
+      this.inc(now - direct);
+      direct = now;
+    },
+  });
   new Gauge({
     name: 'extrema_encoder_queue_depth', help: 'Requests waiting for a batch', registers: [registry],
     collect() {

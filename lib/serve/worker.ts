@@ -1,8 +1,11 @@
 // The thread that owns an Encoder's model (see ./encoder). It loads the model
 // exactly as `extrema embed` (a pretraining checkpoint) or `extrema predict`
-// (a fine-tuned classifier) does and runs each batch's forward pass here, on
-// pixels the decoding thread (./decode-worker) already brought to the model's
-// size, so the main thread's event loop never waits on the model.
+// (a fine-tuned classifier) does and runs each batch's forward pass here, so
+// the main thread's event loop never waits on the model. A batch comes as
+// pixels the decoding thread (./decode-worker) already brought to the
+// model's size; a request that found the model idle comes alone, as its
+// image, and is prepared here first (./prepare): that spares it the round
+// trip through the decoding thread, which only pays off while the model is busy.
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { inferenceMode } from '../autograd';
@@ -18,6 +21,7 @@ import { scope } from '../tensor/scope';
 import { normalize } from '../tensor/functional';
 import type { Tensor } from '../tensor/tensor';
 import type { Classification, FromWorker, ModelItem, ToWorker, WorkerInit } from './encoder';
+import { preparationError, prepareImage } from './prepare';
 
 const init = workerData as WorkerInit;
 const port = parentPort;
@@ -159,6 +163,17 @@ function main(): void {
     return { type: 'result', id, features, top, computeMs: performance.now() - start };
   }
 
+  /** A request sent alone to the idle model: its image prepared here, then a batch of one. */
+  async function serveImage(msg: Extract<ToWorker, { type: 'image' }>): Promise<FromWorker> {
+    let pixels: Uint8Array;
+    try {
+      pixels = await prepareImage(msg.item, { size, channels, maxPixels: msg.maxPixels });
+    } catch (e) {
+      return { type: 'rejected', id: msg.id, message: preparationError(e, msg.item.kind) };
+    }
+    return serve(msg.id, [msg.topK === undefined ? { pixels } : { pixels, topK: msg.topK }]);
+  }
+
   // Batches are handled one at a time, in order; the main thread sends the next only after this one's result.
   let chain = Promise.resolve();
   port!.on('message', (msg: ToWorker) => {
@@ -172,7 +187,7 @@ function main(): void {
     chain = chain.then(async () => {
       let reply: FromWorker;
       try {
-        reply = await serve(msg.id, msg.items);
+        reply = msg.type === 'image' ? await serveImage(msg) : await serve(msg.id, msg.items);
       } catch (e) {
         reply = { type: 'failed', id: msg.id, message: (e as Error)?.message ?? String(e) };
       }

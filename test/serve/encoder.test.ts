@@ -11,7 +11,7 @@ import * as et from '../../lib';
 import { ExtremaModel, saveCheckpoint, type ExtremaConfigInput } from '../../lib/extrema';
 import { embedToFile } from '../../lib/eval/embed';
 import { loadSafetensors } from '../../lib/io/safetensors';
-import { ClosedError, Encoder, InputError, QueueFullError, TimeoutError } from '../../lib/serve';
+import { ClosedError, createServer, Encoder, InputError, QueueFullError, TimeoutError } from '../../lib/serve';
 import { tmpDir } from '../helpers/oracle';
 import { noise, pngHeader } from '../helpers/images';
 
@@ -89,6 +89,56 @@ test('features of 20 concurrent requests equal what embedToFile writes for the s
     for (let j = 0; j < 16; j++) assert.ok(Math.abs(row[j]! - e[j]! / n) < 1e-6);
   } finally {
     await unit.close();
+  }
+});
+
+test('a request that finds the model idle is decoded in the model\'s thread: the features of embedToFile, bad images refused alike', async (t) => {
+  const imgs = path.join(dir, 'idle-imgs');
+  fs.mkdirSync(imgs);
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < 6; i++) {
+    const [h, w] = [[16, 16], [20, 31], [37, 18]][i % 3]!;
+    const format = (['png', 'jpeg', 'webp'] as const)[i % 3]!;
+    const body = await encodeImage(h, w, 40 + i, format);
+    fs.writeFileSync(path.join(imgs, `${i}.${format === 'jpeg' ? 'jpg' : format}`), body);
+    bodies.push(body);
+  }
+  const out = path.join(dir, 'idle-features.safetensors');
+  await embedToFile({ checkpoint: tiny, images: imgs, out, batchSize: 4 });
+  const { tensors } = loadSafetensors(out);
+  const expected = tensors.get('features')!.toTypedArray<'float32'>();
+  for (const x of tensors.values()) x.dispose();
+  const worstOf = (rows: Float32Array[]) => Math.max(...rows.flatMap((row, i) => Array.from(row, (v, j) => Math.abs(v - expected[i * 16 + j]!))));
+
+  const encoder = await Encoder.open({ checkpoint: tiny }); // maxWaitMs 0: the direct route is on
+  try {
+    const alone: Float32Array[] = [];
+    for (const body of bodies) alone.push(await encoder.embed(body));
+    assert.equal(encoder.stats().direct, 6, 'each lone request went straight to the model thread');
+    assert.ok(worstOf(alone) <= 1e-6, `lone requests: largest difference from embedToFile is ${worstOf(alone)}`);
+
+    // A burst: the first finds the model idle, the rest take the decoding thread and are batched.
+    const burst = await Promise.all(bodies.map((b) => encoder.embed(b)));
+    const s = encoder.stats();
+    t.diagnostic(`burst: ${s.direct - 6} direct, batch sizes ${JSON.stringify(s.batchSizes)}`);
+    assert.equal(s.direct, 7, 'only the first request of the burst went direct');
+    assert.ok(s.batches < 12, `the rest shared batches (${s.batches} batches for 12 requests)`);
+    assert.ok(worstOf(burst) <= 1e-6, `burst: largest difference from embedToFile is ${worstOf(burst)}`);
+
+    // Bad images sent alone are refused by the model thread with the decoding thread's messages, and the encoder goes on.
+    const truncated = bodies[0]!.subarray(0, Math.floor(bodies[0]!.length / 2));
+    await assert.rejects(encoder.embed(truncated), (e) => e instanceof InputError && /Cannot decode image \(\d+ bytes\)/.test(e.message));
+    await assert.rejects(encoder.embed(pngHeader(100_000, 100_000)), (e) => e instanceof InputError && /pixel limit/.test(e.message));
+    await assert.rejects(encoder.embed(Buffer.from('not an image at all')), InputError);
+    assert.equal(encoder.stats().direct, 10);
+    assert.deepEqual(await encoder.embed(bodies[1]!), alone[1], 'a good request after the refusals gets the same features');
+    const px = noise(20, 24, 4);
+    assert.deepEqual(await encoder.embedPixels(px, 20, 24, 3), await encoder.embed(await sharp(px, { raw: { width: 24, height: 20, channels: 3 } }).png().toBuffer()),
+      'raw pixels sent alone give the features of the same pixels as a PNG');
+    const metrics = await createServer(encoder, { logLevel: 'silent' }).inject({ method: 'GET', url: '/metrics' });
+    assert.match(metrics.body, new RegExp(`extrema_encoder_direct_requests_total ${encoder.stats().direct}\\b`));
+  } finally {
+    await encoder.close();
   }
 });
 

@@ -121,6 +121,8 @@ test('8 concurrent clients over HTTP get the features embedToFile writes; multip
     assert.match(metrics, /extrema_encoder_batch_size_bucket\{le="8"\} \d+/);
     assert.match(metrics, /extrema_http_request_duration_seconds_bucket\{le="[\d.]+",route="\/v1\/embed"\}/);
     assert.match(metrics, /extrema_encoder_queue_depth 0/);
+    // A wait of 20 ms for batches to fill: no request skips the decoding thread.
+    assert.match(metrics, /extrema_encoder_direct_requests_total 0/);
     const batches = Number(/extrema_encoder_batch_size_count (\d+)/.exec(metrics)![1]);
     assert.equal(batches, encoder.stats().batches, 'every batch observed once');
   } finally {
@@ -163,6 +165,20 @@ test('classify gives the top-k of predictToFile; embed on a classifier gives its
   } finally {
     await app.close();
     await encoder.close();
+  }
+
+  // One request at a time, each finds the model idle and is decoded in the model's thread: the same classes.
+  const idle = await Encoder.open({ checkpoint: classifierFile });
+  try {
+    for (const [i, { bytes }] of files.entries()) {
+      const top = await idle.classify(bytes, { topK: 3 });
+      const want = preds[i]!.top;
+      assert.deepEqual(top.map((t) => [t.index, t.label]), want.map((t) => [t.class, t.name]), `image ${i} alone: classes best first`);
+      top.forEach((t, j) => assert.ok(Math.abs(t.probability - want[j]!.probability) <= 1e-6, `image ${i} alone: ${t.probability} vs ${want[j]!.probability}`));
+    }
+    assert.equal(idle.stats().direct, files.length, 'every lone request went straight to the model thread');
+  } finally {
+    await idle.close();
   }
 
   const plain = await Encoder.open({ checkpoint: encoderFile });
