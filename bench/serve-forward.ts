@@ -1,0 +1,190 @@
+// The forward pass a lone request costs, without HTTP or threads: the
+// teacher encoder from uint8 pixels to features, in process, on 1 compute
+// thread, for three engines in the same run: extrema (the serving worker's
+// path: packed Linear layers, inference mode), onnxruntime-node on the same
+// weights exported by bench/serve_export.py, and PyTorch eager from Python
+// (bench/serve_forward.py, the same module the export traces). Rounds
+// alternate between the engines; each prints the median time per call.
+// A last section breaks extrema's batch-1 pass down by native operator
+// (a child process that wraps the addon's op call before the library loads).
+//   node dist/bench/serve-forward.js [--checkpoint FILE] [--threads 1] [--batches 1,16] [--rounds 3]
+// Python needs torch, and onnx, onnxruntime and onnxscript for the export
+// (looked for also in <repo>/.bench-py, like bench/serve.ts).
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import type * as Lib from '../lib';
+import type { NativeBinding } from '../lib/native';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** Median of `iters` timed calls after a warm-up, in ms. */
+async function medianMs(fn: () => unknown, iters: number): Promise<number> {
+  for (let i = 0; i < Math.max(5, iters / 10); i++) await fn();
+  const ts: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[ts.length >> 1]!;
+}
+
+function pixelsOf(n: number, item: number): Uint8Array {
+  return Uint8Array.from({ length: n * item }, (_, i) => (i * 37 + 11) & 255);
+}
+
+/** extrema's forward as the serving worker runs it: a function of (pixels, n) to features. */
+function extremaForward(et: typeof Lib, checkpoint: string): { run(pixels: Uint8Array, n: number): Float32Array; size: number; channels: number } {
+  const { loadEncoder } = require('../lib/extrema/checkpoint') as typeof import('../lib/extrema/checkpoint');
+  const { toNormalizedTensor, defaultNormalization } = require('../lib/data/preprocess') as typeof import('../lib/data/preprocess');
+  const { encoder, config } = loadEncoder(checkpoint, { device: 'cpu', which: 'teacher' });
+  et.nn.packForInference(encoder);
+  const [size] = config.encoder.imgSize;
+  const channels = config.encoder.inChans;
+  const norm = defaultNormalization(channels);
+  return {
+    size: size!, channels,
+    run: (pixels, n) => et.inferenceMode(() => et.scope(() => {
+      const x = toNormalizedTensor(pixels, n, size!, size!, channels, norm.mean, norm.std, 'cpu');
+      return encoder.encode(x).instance.toTypedArray<'float32'>();
+    })),
+  };
+}
+
+/** The child process: extrema's batch-1 pass, time per native operator. */
+function opsRole(checkpoint: string, threads: number, iters: number): void {
+  const { native } = require('../lib/native') as { native: NativeBinding };
+  const call = native.call;
+  const stats = new Map<number, { n: number; ms: number }>();
+  let counting = false;
+  native.call = (op: number, ...args: unknown[]) => {
+    if (!counting) return call(op, ...args);
+    const t0 = performance.now();
+    try {
+      return call(op, ...args);
+    } finally {
+      const s = stats.get(op) ?? { n: 0, ms: 0 };
+      s.n++;
+      s.ms += performance.now() - t0;
+      stats.set(op, s);
+    }
+  };
+  const et = require('../lib') as typeof Lib;
+  et.setNumThreads(threads);
+  const f = extremaForward(et, checkpoint);
+  const pixels = pixelsOf(1, f.size * f.size * f.channels);
+  for (let i = 0; i < 30; i++) f.run(pixels, 1);
+  counting = true;
+  const t0 = performance.now();
+  for (let i = 0; i < iters; i++) f.run(pixels, 1);
+  const total = (performance.now() - t0) / iters;
+  counting = false;
+  const rows = [...stats].map(([op, s]) => ({ name: native.opSchema(op).split('(')[0]!, calls: s.n / iters, ms: s.ms / iters })).sort((a, b) => b.ms - a.ms);
+  const inside = rows.reduce((sum, r) => sum + r.ms, 0);
+  console.log(JSON.stringify({ total, inside, calls: rows.reduce((sum, r) => sum + r.calls, 0), rows }));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      checkpoint: { type: 'string' }, threads: { type: 'string', default: '1' }, batches: { type: 'string', default: '1,16' },
+      rounds: { type: 'string', default: '3' }, iters: { type: 'string', default: '300' }, role: { type: 'string' },
+    },
+  });
+  const threads = Number(values.threads);
+  const iters = Number(values.iters);
+  if (values.role === 'ops') return opsRole(values.checkpoint!, threads, iters);
+
+  const et = require('../lib') as typeof Lib;
+  const { pythonEnv, tmpDir } = require('../test/helpers/oracle') as typeof import('../test/helpers/oracle');
+  et.setNumThreads(threads);
+  const batches = values.batches.split(',').map(Number);
+  const rounds = Number(values.rounds);
+  const dir = tmpDir('extrema-bench-serve-forward-');
+  try {
+    let checkpoint = values.checkpoint;
+    if (checkpoint === undefined) {
+      const { ExtremaModel, saveCheckpoint } = require('../lib/extrema') as typeof import('../lib/extrema');
+      const model = new ExtremaModel(et.train.pretrainConfig({ preset: 'demo' }).model, { seed: 0 });
+      checkpoint = path.join(dir, 'model.safetensors');
+      saveCheckpoint(checkpoint, model);
+      model.dispose();
+    }
+    const pyEnv: NodeJS.ProcessEnv = { ...pythonEnv() };
+    const benchPy = path.join(ROOT, '.bench-py');
+    if (fs.existsSync(benchPy)) pyEnv.PYTHONPATH = [pyEnv.PYTHONPATH, benchPy].filter(Boolean).join(path.delimiter);
+    const python = process.env.PYTHON || 'python3';
+
+    const ours = extremaForward(et, checkpoint);
+    const item = ours.size * ours.size * ours.channels;
+    const onnx = path.join(dir, 'model.onnx');
+    const exported = spawnSync(python, [path.join(ROOT, 'bench', 'serve_export.py'), checkpoint, onnx, String(threads)], { env: pyEnv, encoding: 'utf8' });
+    let session: import('onnxruntime-node').InferenceSession | null = null;
+    const ort = require('onnxruntime-node') as typeof import('onnxruntime-node');
+    if (exported.status === 0) {
+      session = await ort.InferenceSession.create(onnx, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+    } else {
+      console.log(`onnxruntime-node: skipped, the export failed:\n${exported.stderr}`);
+    }
+
+    // Same features from both engines before timing anything.
+    if (session !== null) {
+      const px = pixelsOf(2, item);
+      const want = ours.run(px, 2);
+      const got = (await session.run({ pixels: new ort.Tensor('uint8', px, [2, ours.size, ours.size, ours.channels]) })).features!.data as Float32Array;
+      const diff = want.reduce((m, v, i) => Math.max(m, Math.abs(v - got[i]!)), 0);
+      console.log(`extrema vs onnxruntime-node on 2 images: max abs difference ${diff.toExponential(1)}`);
+    }
+
+    const results = new Map<number, { extrema: number[]; ort: number[]; torch: number[] }>();
+    for (const n of batches) results.set(n, { extrema: [], ort: [], torch: [] });
+    let torchVersion = '';
+    for (let r = 0; r < rounds; r++) {
+      for (const n of batches) {
+        const k = Math.max(20, Math.round(iters / n));
+        const px = pixelsOf(n, item);
+        const res = results.get(n)!;
+        res.extrema.push(await medianMs(() => ours.run(px, n), k));
+        if (session !== null) {
+          const input = new ort.Tensor('uint8', px, [n, ours.size, ours.size, ours.channels]);
+          res.ort.push(await medianMs(() => session.run({ pixels: input }), k));
+        }
+        const py = spawnSync(python, [path.join(ROOT, 'bench', 'serve_forward.py'), checkpoint, String(threads), String(n), String(k)], { env: pyEnv, encoding: 'utf8' });
+        if (py.status !== 0) throw new Error(`bench/serve_forward.py failed:\n${py.stderr}`);
+        const out = JSON.parse(py.stdout.trim().split('\n').pop()!) as { ms: number; torch: string };
+        torchVersion = out.torch;
+        res.torch.push(out.ms);
+      }
+    }
+    const med = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
+    console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; node ${process.version}; torch ${torchVersion}; `
+      + `onnxruntime-node ${session === null ? 'skipped' : require('onnxruntime-node/package.json').version}; ${threads} thread(s); median of ${rounds} alternating rounds`);
+    console.log('| batch | extrema ms | onnxruntime-node ms | PyTorch eager ms | extrema / onnxruntime-node | extrema / PyTorch |');
+    console.log('|---|---|---|---|---|---|');
+    for (const n of batches) {
+      const res = results.get(n)!;
+      const [e, o, t] = [med(res.extrema), res.ort.length > 0 ? med(res.ort) : NaN, med(res.torch)];
+      console.log(`| ${n} | ${e.toFixed(2)} | ${Number.isNaN(o) ? '-' : o.toFixed(2)} | ${t.toFixed(2)} | ${Number.isNaN(o) ? '-' : (e / o).toFixed(2) + 'x'} | ${(e / t).toFixed(2)}x |`);
+    }
+
+    const child = spawnSync(process.execPath, [__filename, '--role', 'ops', '--checkpoint', checkpoint, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+    if (child.status !== 0) throw new Error(`the operator breakdown failed:\n${child.stderr}`);
+    const ops = JSON.parse(child.stdout.trim().split('\n').pop()!) as { total: number; inside: number; calls: number; rows: { name: string; calls: number; ms: number }[] };
+    console.log(`\nextrema at batch 1, by native operator (a separate process, the op call wrapped in a timer): ${ops.total.toFixed(2)} ms a pass, `
+      + `${ops.inside.toFixed(2)} ms inside ${ops.calls} operator calls, ${(ops.total - ops.inside).toFixed(2)} ms in JavaScript between them`);
+    console.log('| operator | calls | ms |');
+    console.log('|---|---|---|');
+    for (const r of ops.rows.filter((x) => x.ms >= 0.02)) console.log(`| ${r.name} | ${r.calls} | ${r.ms.toFixed(3)} |`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
