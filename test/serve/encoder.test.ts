@@ -41,25 +41,36 @@ async function encodeImage(h: number, w: number, seed: number, format: 'png' | '
 
 const tiny = checkpoint('tiny', TINY, 3);
 
-test('features of 20 concurrent requests equal what embedToFile writes for the same files, in fewer batches than requests', async (t) => {
-  const imgs = path.join(dir, 'imgs');
+/**
+ * `count` images in a folder of their own, in the three formats, at sizes
+ * around and above the model's 16 px (resize and crop in both orientations,
+ * and the no-op path); their bytes in path order, and the features
+ * embedToFile writes for the folder.
+ */
+async function imageFolder(name: string, count: number, seed: number, batchSize: number): Promise<{ files: string[]; bodies: Buffer[]; expected: Float32Array }> {
+  const imgs = path.join(dir, name);
   fs.mkdirSync(imgs);
-  const formats = ['png', 'jpeg', 'webp'] as const;
   const files: string[] = [];
-  for (let i = 0; i < 20; i++) {
-    // Sizes around and above the model's 16 px exercise resize and crop (both orientations) and the no-op path.
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
     const [h, w] = [[16, 16], [20, 31], [37, 18], [16, 40]][i % 4]!;
-    const format = formats[i % 3]!;
+    const format = (['png', 'jpeg', 'webp'] as const)[i % 3]!;
     const file = path.join(imgs, `${String(i).padStart(2, '0')}.${format === 'jpeg' ? 'jpg' : format}`);
-    fs.writeFileSync(file, await encodeImage(h, w, i + 1, format));
+    const body = await encodeImage(h, w, seed + i, format);
+    fs.writeFileSync(file, body);
     files.push(file);
+    bodies.push(body);
   }
-  const out = path.join(dir, 'features.safetensors');
-  await embedToFile({ checkpoint: tiny, images: imgs, out, batchSize: 7 });
+  const out = path.join(dir, `${name}.safetensors`);
+  await embedToFile({ checkpoint: tiny, images: imgs, out, batchSize });
   const { tensors } = loadSafetensors(out);
   const expected = tensors.get('features')!.toTypedArray<'float32'>();
-  for (const t of tensors.values()) t.dispose();
+  for (const x of tensors.values()) x.dispose();
+  return { files, bodies, expected };
+}
 
+test('features of 20 concurrent requests equal what embedToFile writes for the same files, in fewer batches than requests', async (t) => {
+  const { files, expected } = await imageFolder('imgs', 20, 1, 7);
   const encoder = await Encoder.open({ checkpoint: tiny, maxBatch: 8, maxWaitMs: 20 });
   try {
     assert.equal(encoder.width, 16);
@@ -93,21 +104,7 @@ test('features of 20 concurrent requests equal what embedToFile writes for the s
 });
 
 test('a request that finds the model idle is decoded in the model\'s thread: the features of embedToFile, bad images refused alike', async (t) => {
-  const imgs = path.join(dir, 'idle-imgs');
-  fs.mkdirSync(imgs);
-  const bodies: Buffer[] = [];
-  for (let i = 0; i < 6; i++) {
-    const [h, w] = [[16, 16], [20, 31], [37, 18]][i % 3]!;
-    const format = (['png', 'jpeg', 'webp'] as const)[i % 3]!;
-    const body = await encodeImage(h, w, 40 + i, format);
-    fs.writeFileSync(path.join(imgs, `${i}.${format === 'jpeg' ? 'jpg' : format}`), body);
-    bodies.push(body);
-  }
-  const out = path.join(dir, 'idle-features.safetensors');
-  await embedToFile({ checkpoint: tiny, images: imgs, out, batchSize: 4 });
-  const { tensors } = loadSafetensors(out);
-  const expected = tensors.get('features')!.toTypedArray<'float32'>();
-  for (const x of tensors.values()) x.dispose();
+  const { bodies, expected } = await imageFolder('idle-imgs', 6, 40, 4);
   const worstOf = (rows: Float32Array[]) => Math.max(...rows.flatMap((row, i) => Array.from(row, (v, j) => Math.abs(v - expected[i * 16 + j]!))));
 
   const encoder = await Encoder.open({ checkpoint: tiny }); // maxWaitMs 0: the direct route is on
