@@ -109,6 +109,13 @@ export interface NativeBinding {
   graphCaptureEnd(id: number): void;
   graphReplay(id: number): void;
   graphDispose(id: number): void;
+  // operator traces (native/trace.cc)
+  traceBegin(inputs: Handle[]): void;
+  traceEnd(outputs: Handle[]): number;
+  traceAbort(): void;
+  traceRun(id: number, inputs: Handle[]): Handle[];
+  traceInfo(id: number): { steps: number; inputs: number; outputs: number; slots: number };
+  traceDispose(id: number): void;
   // torch.distributed (native/distributed.cc); the dist* calls exist only where distAvailable().gloo
   distAvailable(): { gloo: boolean; nccl: boolean };
   distInit(options: { host: string; port: number; rank: number; size: number; isServer: boolean; timeoutMs: number; prefix: string }): Promise<number>;

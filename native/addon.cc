@@ -23,6 +23,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterRuntime(env, exports);
   RegisterGraphs(env, exports);
   RegisterDistributed(env, exports);
+  RegisterTrace(env, exports);
   return exports;
 }
 

@@ -72,5 +72,6 @@ void RegisterAutograd(Napi::Env env, Napi::Object exports);
 void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterGraphs(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
+void RegisterTrace(Napi::Env env, Napi::Object exports);
 
 }  // namespace extrema

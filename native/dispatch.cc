@@ -4,6 +4,7 @@
 #include "common.h"
 #include "generators.h"
 #include "tensor_table.h"
+#include "trace.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
@@ -469,13 +470,17 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
     ThrowType(env, op.full_name + " takes " + std::to_string(op.args.size()) + " arguments but received " +
                        std::to_string(given));
   }
-  if (op.fast != Fast::None) return CallFast(info, op);
+  // A recording trace needs the boxed arguments, so it takes the boxed path.
+  bool recording = TraceRecording();
+  if (op.fast != Fast::None && !recording) return CallFast(info, op);
   StackLease lease(state);
   torch::jit::Stack& stack = lease.stack();
   for (size_t i = 0; i < op.args.size(); ++i) {
     PushArg(stack, op.args[i], i < given ? info[i + 1] : env.Undefined());
   }
+  if (recording) TraceRecordCall(op.handle, stack);
   op.handle.callBoxed(stack);
+  if (recording) TraceRecordResults(stack);
   size_t n = op.returns_mutated_input.size();
   if (n == 0) return env.Undefined();
   if (n == 1) return op.returns_mutated_input[0] ? env.Undefined() : FromIValue(env, stack[0]);

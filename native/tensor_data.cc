@@ -1,6 +1,7 @@
 // Moving bytes between JS TypedArrays and tensors, and reading tensor metadata.
 #include "common.h"
 #include "tensor_table.h"
+#include "trace.h"
 
 #include <c10/core/GradMode.h>
 
@@ -69,6 +70,7 @@ Napi::ArrayBuffer CopyOut(Napi::Env env, const at::Tensor& c) {
 // toBuffer(id) -> ArrayBuffer with the elements in row-major order.
 Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  TraceNoteRead(t, "toBuffer");
   return CopyOut(info.Env(), ContiguousCpu(t));
 }
 
@@ -104,6 +106,7 @@ class ReadbackWorker : public Napi::AsyncWorker {
 // thread, so a CUDA readback does not block the event loop.
 Napi::Value ToBufferAsync(const Napi::CallbackInfo& info) {
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  TraceNoteRead(t, "toBufferAsync");
   auto* worker = new ReadbackWorker(info.Env(), t);
   auto promise = worker->Promise();
   worker->Queue();
@@ -113,6 +116,7 @@ Napi::Value ToBufferAsync(const Napi::CallbackInfo& info) {
 Napi::Value Item(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
+  TraceNoteRead(t, "item");
   if (t.numel() != 1) {
     throw Napi::Error::New(env, "item() needs a tensor with exactly one element but this one has " +
                                     std::to_string(t.numel()) + " (shape " + c10::str(t.sizes()) + ")");

@@ -23,6 +23,7 @@ export const serveCommandSchema = record({
   threads: int(1, 1024).optional().describe('libtorch intra-op threads (default: libtorch\'s choice)'),
   logLevel: choice(LOG_LEVELS).default('info').describe('request log level (JSON lines on stdout)'),
   plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of oneDNN's packed product (CPU float32: the same values to float rounding, about 20% faster)"),
+  eager: flag().optional().describe("run the model's JavaScript for every batch instead of replaying each batch size's recorded operator trace (the same numbers; traces are used on the CPU only)"),
 });
 
 const SERVE_FLAGS: readonly FlagSpec[] = [
@@ -41,6 +42,7 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
   { flags: '--threads <n>', path: 'threads' },
   { flags: '--log-level <level>', path: 'logLevel' },
   { flags: '--plain-linear', path: 'plainLinear' },
+  { flags: '--eager', path: 'eager' },
 ];
 
 export function addServeCommand(program: Command): void {
@@ -51,7 +53,8 @@ export function addServeCommand(program: Command): void {
     const o = parseConfig(serveCommandSchema, inputFromFlags(flags, serveCommandSchema, SERVE_FLAGS), { what: 'serve option' });
     const encoder = await Encoder.open({
       checkpoint: o.checkpoint, device: o.device, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, queueLimit: o.queueLimit,
-      timeoutMs: o.timeoutMs, maxPixels: o.maxPixels, normalize: o.normalize ?? false, packWeights: !o.plainLinear, ...(o.threads === undefined ? {} : { threads: o.threads }),
+      timeoutMs: o.timeoutMs, maxPixels: o.maxPixels, normalize: o.normalize ?? false, packWeights: !o.plainLinear,
+      ...(o.eager ? { trace: false } : {}), ...(o.threads === undefined ? {} : { threads: o.threads }),
     });
     const app = createServer(encoder, { bodyLimit: o.bodyLimit, maxImages: o.maxImages, logLevel: o.logLevel });
     try {

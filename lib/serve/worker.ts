@@ -15,6 +15,7 @@ import { loadEncoder } from '../extrema/checkpoint';
 import { CLASSIFIER_FORMAT, loadClassifier } from '../eval/classifier-checkpoint';
 import { predictDataset, storedNormalization } from '../eval/predict';
 import { packForInference } from '../nn/pack-for-inference';
+import { Trace } from '../runtime/trace';
 import { setNumThreads } from '../runtime/device-runtime';
 import { assertDevice, type Device } from '../tensor/device';
 import { scope } from '../tensor/scope';
@@ -125,11 +126,24 @@ function main(): void {
   const { size, channels, norm } = model;
   const item = size * size * channels;
 
+  const forward = (x: Tensor): Tensor => {
+    const f = model.features(x);
+    return init.normalize ? normalize(f, 2, 1) : f;
+  };
+  // One operator trace per batch size, recorded by that size's first batch and
+  // replayed by the next ones: the same operators, without the model's JavaScript.
+  const traces = new Map<number, Trace>();
+  const traced = (x: Tensor, n: number): Tensor => {
+    const trace = traces.get(n);
+    if (trace !== undefined) return trace.run([x])[0]!;
+    const recorded = Trace.record([x], forward);
+    traces.set(n, recorded.trace);
+    return recorded.result;
+  };
   // Inference mode: the forward pass without autograd bookkeeping; the features are copied out.
   const embed = (pixels: Uint8Array, n: number): Float32Array<ArrayBuffer> => inferenceMode(() => scope(() => {
     const x = toNormalizedTensor(pixels, n, size, size, channels, norm.mean, norm.std, device);
-    const f = model.features(x);
-    const rows = init.normalize ? normalize(f, 2, 1) : f;
+    const rows = init.trace ? traced(x, n) : forward(x);
     // A copy we own, so its buffer can be transferred back.
     return new Float32Array(rows.to({ device: 'cpu', dtype: 'float32' }).toTypedArray<'float32'>());
   }));
@@ -179,6 +193,7 @@ function main(): void {
   port!.on('message', (msg: ToWorker) => {
     if (msg.type === 'close') {
       chain = chain.then(() => {
+        for (const trace of traces.values()) trace.dispose();
         model.dispose();
         port!.close();
       });

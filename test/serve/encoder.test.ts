@@ -293,6 +293,19 @@ test('packWeights: false serves ATen\'s linear: no packed layers, the features o
   }
 });
 
+test('replayed operator traces give the numbers of the model\'s own forward pass, bit for bit', async () => {
+  const bodies = await Promise.all([16, 20, 37, 16, 24].map((h, i) => encodeImage(h, 18 + i, 60 + i, 'png')));
+  const eager = await Encoder.open({ checkpoint: tiny, trace: false });
+  const traced = await Encoder.open({ checkpoint: tiny }); // on by default on the CPU
+  try {
+    // One at a time: batches of one, which replay the trace the warm-up pass recorded.
+    for (const [i, body] of bodies.entries()) assert.deepEqual(await traced.embed(body), await eager.embed(body), `image ${i}`);
+  } finally {
+    await Promise.all([eager.close(), traced.close()]);
+  }
+  await assert.rejects(Encoder.open({ checkpoint: tiny, trace: 'yes' as unknown as boolean }), /Expected true or false for "trace" but received/);
+});
+
 test('a thread that dies rejects what is pending with ClosedError, and the encoder refuses new work', async () => {
   const body = await encodeImage(16, 16, 3, 'png');
   for (const thread of ['decoder', 'worker'] as const) {
