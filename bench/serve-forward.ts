@@ -1,7 +1,8 @@
 // The forward pass a lone request costs, without HTTP or threads: the
 // teacher encoder from uint8 pixels to features, in process, on 1 compute
 // thread, for three engines in the same run: extrema (the serving worker's
-// path: packed Linear layers, inference mode), onnxruntime-node on the same
+// path: packed Linear layers, inference mode; run eagerly and replayed from
+// an operator trace, et.Trace, as the worker does), onnxruntime-node on the same
 // weights exported by bench/serve_export.py, and PyTorch eager from Python
 // (bench/serve_forward.py, the same module the export traces). Rounds
 // alternate between the engines; each prints the median time per call.
@@ -37,8 +38,8 @@ function pixelsOf(n: number, item: number): Uint8Array {
   return Uint8Array.from({ length: n * item }, (_, i) => (i * 37 + 11) & 255);
 }
 
-/** extrema's forward as the serving worker runs it: a function of (pixels, n) to features. */
-function extremaForward(et: typeof Lib, checkpoint: string): { run(pixels: Uint8Array, n: number): Float32Array; size: number; channels: number } {
+/** extrema's forward as the serving worker runs it: (pixels, n) to features, eagerly or replayed from a trace per batch size. */
+function extremaForward(et: typeof Lib, checkpoint: string): { run(pixels: Uint8Array, n: number): Float32Array; replay(pixels: Uint8Array, n: number): Float32Array; size: number; channels: number } {
   const { loadEncoder } = require('../lib/extrema/checkpoint') as typeof import('../lib/extrema/checkpoint');
   const { toNormalizedTensor, defaultNormalization } = require('../lib/data/preprocess') as typeof import('../lib/data/preprocess');
   const { encoder, config } = loadEncoder(checkpoint, { device: 'cpu', which: 'teacher' });
@@ -46,11 +47,20 @@ function extremaForward(et: typeof Lib, checkpoint: string): { run(pixels: Uint8
   const [size] = config.encoder.imgSize;
   const channels = config.encoder.inChans;
   const norm = defaultNormalization(channels);
+  const input = (pixels: Uint8Array, n: number) => toNormalizedTensor(pixels, n, size!, size!, channels, norm.mean, norm.std, 'cpu');
+  const forward = (x: Lib.Tensor) => encoder.encode(x).instance;
+  const traces = new Map<number, Lib.Trace>();
   return {
     size: size!, channels,
-    run: (pixels, n) => et.inferenceMode(() => et.scope(() => {
-      const x = toNormalizedTensor(pixels, n, size!, size!, channels, norm.mean, norm.std, 'cpu');
-      return encoder.encode(x).instance.toTypedArray<'float32'>();
+    run: (pixels, n) => et.inferenceMode(() => et.scope(() => forward(input(pixels, n)).toTypedArray<'float32'>())),
+    replay: (pixels, n) => et.inferenceMode(() => et.scope(() => {
+      const x = input(pixels, n);
+      let trace = traces.get(n);
+      if (trace === undefined) {
+        trace = et.Trace.record([x], forward).trace;
+        traces.set(n, trace);
+      }
+      return trace.run([x])[0]!.toTypedArray<'float32'>();
     })),
   };
 }
@@ -131,7 +141,13 @@ async function main(): Promise<void> {
       console.log(`onnxruntime-node: skipped, the export failed:\n${exported.stderr}`);
     }
 
-    // Same features from both engines before timing anything.
+    // Same features from every engine before timing anything; the replay's are the eager pass's, bit for bit.
+    {
+      const px = pixelsOf(2, item);
+      const want = ours.run(px, 2);
+      const replayed = ours.replay(pixelsOf(2, item).reverse(), 2) && ours.replay(px, 2);
+      if (!replayed.every((v, i) => v === want[i])) throw new Error('the trace replay differs from the eager forward pass');
+    }
     if (session !== null) {
       const px = pixelsOf(2, item);
       const want = ours.run(px, 2);
@@ -140,8 +156,8 @@ async function main(): Promise<void> {
       console.log(`extrema vs onnxruntime-node on 2 images: max abs difference ${diff.toExponential(1)}`);
     }
 
-    const results = new Map<number, { extrema: number[]; ort: number[]; torch: number[] }>();
-    for (const n of batches) results.set(n, { extrema: [], ort: [], torch: [] });
+    const results = new Map<number, { extrema: number[]; replay: number[]; ort: number[]; torch: number[] }>();
+    for (const n of batches) results.set(n, { extrema: [], replay: [], ort: [], torch: [] });
     let torchVersion = '';
     for (let r = 0; r < rounds; r++) {
       for (const n of batches) {
@@ -149,6 +165,7 @@ async function main(): Promise<void> {
         const px = pixelsOf(n, item);
         const res = results.get(n)!;
         res.extrema.push(await medianMs(() => ours.run(px, n), k));
+        res.replay.push(await medianMs(() => ours.replay(px, n), k));
         if (session !== null) {
           const input = new ort.Tensor('uint8', px, [n, ours.size, ours.size, ours.channels]);
           res.ort.push(await medianMs(() => session.run({ pixels: input }), k));
@@ -163,18 +180,19 @@ async function main(): Promise<void> {
     const med = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; node ${process.version}; torch ${torchVersion}; `
       + `onnxruntime-node ${session === null ? 'skipped' : require('onnxruntime-node/package.json').version}; ${threads} thread(s); median of ${rounds} alternating rounds`);
-    console.log('| batch | extrema ms | onnxruntime-node ms | PyTorch eager ms | extrema / onnxruntime-node | extrema / PyTorch |');
-    console.log('|---|---|---|---|---|---|');
+    console.log('| batch | extrema eager ms | extrema replayed ms | onnxruntime-node ms | PyTorch eager ms | eager / onnxruntime-node | replayed / onnxruntime-node | replayed / PyTorch |');
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const n of batches) {
       const res = results.get(n)!;
-      const [e, o, t] = [med(res.extrema), res.ort.length > 0 ? med(res.ort) : NaN, med(res.torch)];
-      console.log(`| ${n} | ${e.toFixed(2)} | ${Number.isNaN(o) ? '-' : o.toFixed(2)} | ${t.toFixed(2)} | ${Number.isNaN(o) ? '-' : (e / o).toFixed(2) + 'x'} | ${(e / t).toFixed(2)}x |`);
+      const [e, r, o, t] = [med(res.extrema), med(res.replay), res.ort.length > 0 ? med(res.ort) : NaN, med(res.torch)];
+      const vsOrt = (x: number) => (Number.isNaN(o) ? '-' : (x / o).toFixed(2) + 'x');
+      console.log(`| ${n} | ${e.toFixed(2)} | ${r.toFixed(2)} | ${Number.isNaN(o) ? '-' : o.toFixed(2)} | ${t.toFixed(2)} | ${vsOrt(e)} | ${vsOrt(r)} | ${(r / t).toFixed(2)}x |`);
     }
 
     const child = spawnSync(process.execPath, [__filename, '--role', 'ops', '--checkpoint', checkpoint, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
     if (child.status !== 0) throw new Error(`the operator breakdown failed:\n${child.stderr}`);
     const ops = JSON.parse(child.stdout.trim().split('\n').pop()!) as { total: number; inside: number; calls: number; rows: { name: string; calls: number; ms: number }[] };
-    console.log(`\nextrema at batch 1, by native operator (a separate process, the op call wrapped in a timer): ${ops.total.toFixed(2)} ms a pass, `
+    console.log(`\nextrema (eager) at batch 1, by native operator (a separate process, the op call wrapped in a timer): ${ops.total.toFixed(2)} ms a pass, `
       + `${ops.inside.toFixed(2)} ms inside ${ops.calls} operator calls, ${(ops.total - ops.inside).toFixed(2)} ms in JavaScript between them`);
     console.log('| operator | calls | ms |');
     console.log('|---|---|---|');

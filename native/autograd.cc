@@ -1,6 +1,7 @@
 // Autograd entry points the dispatcher cannot express: running backward,
 // reading and writing .grad, and the thread-local grad mode.
 #include "common.h"
+#include "trace.h"
 
 #include <c10/core/InferenceMode.h>
 
@@ -31,6 +32,7 @@ std::vector<at::Tensor> TensorsFrom(const Napi::Value& v, const char* what, bool
 
 // backward(outputs[], grads[] | null, retainGraph, createGraph, inputs[] | null)
 Napi::Value Backward(const Napi::CallbackInfo& info) {
+  TraceRefuse("backward");
   auto outputs = TensorsFrom(info[0], "outputs", false);
   std::vector<at::Tensor> grads;
   if (info[1].IsArray()) grads = TensorsFrom(info[1], "gradients", true);
@@ -45,6 +47,7 @@ Napi::Value Backward(const Napi::CallbackInfo& info) {
 
 // grad(outputs[], inputs[], gradOutputs[] | null, retainGraph, createGraph, allowUnused) -> (id|null)[]
 Napi::Value Grad(const Napi::CallbackInfo& info) {
+  TraceRefuse("grad");
   auto outputs = TensorsFrom(info[0], "outputs", false);
   auto inputs = TensorsFrom(info[1], "inputs", false);
   std::vector<at::Tensor> grad_outputs;
@@ -65,6 +68,7 @@ Napi::Value GetGrad(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetGrad(const Napi::CallbackInfo& info) {
+  TraceRefuse("setGrad");
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
   if (info[1].IsNull() || info[1].IsUndefined()) {
     t.mutable_grad().reset();
@@ -80,6 +84,7 @@ Napi::Value SetGrad(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
+  TraceRefuse("requiresGrad_");
   const at::Tensor& t = UnwrapTensor(info[0], "tensor");
   bool flag = ToBool(info[1], "requiresGrad");
   const_cast<at::Tensor&>(t).set_requires_grad(flag);

@@ -4,6 +4,7 @@
 // pool) blocks while one runs. What to reduce, and when, is decided in
 // lib/distributed/.
 #include "common.h"
+#include "trace.h"
 #include "tensor_table.h"
 
 #include <algorithm>
@@ -212,6 +213,7 @@ c10d::ReduceOp ToReduceOp(const Napi::Value& v) {
 
 // distAllReduce(group, tensors, op) -> Promise<void>; in place.
 Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
+  TraceRefuse("the collective allReduce");
   Group& g = GetGroup(info[0]);
   auto tensors = TensorList(info[1], "tensors");
   c10d::AllreduceOptions opts;
@@ -221,6 +223,7 @@ Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
 
 // distBroadcast(group, tensors, root) -> Promise<void>; in place.
 Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
+  TraceRefuse("the collective broadcast");
   Group& g = GetGroup(info[0]);
   auto tensors = TensorList(info[1], "tensors");
   c10d::BroadcastOptions opts;
@@ -230,6 +233,7 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
 
 // distAllGather(group, outputs, input) -> Promise<void>: outputs[r] <- rank r's input.
 Napi::Value DistAllGather(const Napi::CallbackInfo& info) {
+  TraceRefuse("the collective allGather");
   Group& g = GetGroup(info[0]);
   std::vector<std::vector<at::Tensor>> outputs{TensorList(info[1], "outputs")};
   std::vector<at::Tensor> inputs{UnwrapTensor(info[2], "input")};
@@ -238,6 +242,7 @@ Napi::Value DistAllGather(const Napi::CallbackInfo& info) {
 
 // distReduceScatter(group, output, inputs, op) -> Promise<void>: output <- op over ranks of inputs[rank].
 Napi::Value DistReduceScatter(const Napi::CallbackInfo& info) {
+  TraceRefuse("the collective reduceScatter");
   Group& g = GetGroup(info[0]);
   std::vector<at::Tensor> outputs{UnwrapTensor(info[1], "output")};
   std::vector<std::vector<at::Tensor>> inputs{TensorList(info[2], "inputs")};
@@ -248,6 +253,7 @@ Napi::Value DistReduceScatter(const Napi::CallbackInfo& info) {
 
 // distBarrier(group) -> Promise<void>
 Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
+  TraceRefuse("the collective barrier");
   Group& g = GetGroup(info[0]);
   return Settle(info.Env(), g.backend->barrier(c10d::BarrierOptions()));
 }

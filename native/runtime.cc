@@ -2,6 +2,7 @@
 // memory statistics, autocast. Everything here is device-generic so the same
 // sources build against CPU-only and CUDA libtorch.
 #include "common.h"
+#include "trace.h"
 #include "generators.h"
 #include "tensor_table.h"
 
@@ -161,6 +162,7 @@ Napi::Value ResetPeakStats(const Napi::CallbackInfo& info) {
 
 // autocastEnter(deviceType, dtypeCode, enabled) -> [prevEnabled, prevDtypeCode]
 Napi::Value AutocastEnter(const Napi::CallbackInfo& info) {
+  TraceRefuse("autocast");
   c10::Device device = ToDevice(info[0], "device");
   at::ScalarType dtype = ToScalarType(info[1], "dtype");
   bool enabled = ToBool(info[2], "enabled");

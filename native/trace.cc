@@ -14,6 +14,8 @@
 #include "common.h"
 #include "tensor_table.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -46,7 +48,30 @@ struct Step {
   std::vector<int32_t> release;
 };
 
+// Autocast decides which kernels ATen runs below the recorded operators, so a
+// replay must run under the autocast state of its recording.
+struct AutocastState {
+  bool cpu = false;
+  bool cuda = false;
+  at::ScalarType cpu_dtype = at::kBFloat16;
+  at::ScalarType cuda_dtype = at::kHalf;
+  static AutocastState Now() {
+    return {at::autocast::is_autocast_enabled(at::kCPU), at::autocast::is_autocast_enabled(at::kCUDA),
+            at::autocast::get_autocast_dtype(at::kCPU), at::autocast::get_autocast_dtype(at::kCUDA)};
+  }
+  bool operator==(const AutocastState& o) const {
+    return cpu == o.cpu && cuda == o.cuda && (!cpu || cpu_dtype == o.cpu_dtype) && (!cuda || cuda_dtype == o.cuda_dtype);
+  }
+  std::string Describe() const {
+    std::string out;
+    if (cpu) out += std::string("cpu ") + c10::toString(cpu_dtype);
+    if (cuda) out += (out.empty() ? "" : ", ") + std::string("cuda ") + c10::toString(cuda_dtype);
+    return out.empty() ? "off" : out;
+  }
+};
+
 struct Trace {
+  AutocastState autocast;
   std::vector<std::vector<int64_t>> input_shapes;
   std::vector<at::ScalarType> input_dtypes;
   std::vector<c10::Device> input_devices;
@@ -59,7 +84,7 @@ struct Recorder {
   Trace trace;
   std::unordered_map<const c10::TensorImpl*, int32_t> slot_of;
   std::vector<at::Tensor> keep_alive;
-  std::string refused;  // why the recording cannot be replayed, if it cannot
+  std::string refused;  // why the recording cannot be replayed (the whole message), if it cannot
 };
 
 thread_local Recorder* tls_recorder EXTREMA_FAST_TLS = nullptr;
@@ -112,6 +137,7 @@ Napi::Value TraceBegin(const Napi::CallbackInfo& info) {
   TORCH_CHECK(tls_recorder == nullptr, "a trace is already recording on this thread; traces do not nest");
   std::vector<at::Tensor> inputs = Tensors(info[0], "inputs of the trace");
   auto recorder = std::make_unique<Recorder>();
+  recorder->trace.autocast = AutocastState::Now();
   for (const at::Tensor& t : inputs) {
     TORCH_CHECK(t.defined(), "an input of the trace is an undefined tensor");
     TORCH_CHECK(!recorder->slot_of.count(t.unsafeGetTensorImpl()), "the same tensor is given twice as an input of the trace");
@@ -137,10 +163,7 @@ Napi::Value TraceEnd(const Napi::CallbackInfo& info) {
   TORCH_CHECK(tls_recorder != nullptr, "no trace is recording on this thread");
   std::unique_ptr<Recorder> recorder(tls_recorder);
   tls_recorder = nullptr;
-  if (!recorder->refused.empty()) {
-    throw Napi::Error::New(info.Env(), "The traced function read the values of a tensor it computed (" + recorder->refused +
-                                           "); a trace replays operators only, so it cannot follow what JavaScript did with them");
-  }
+  if (!recorder->refused.empty()) throw Napi::Error::New(info.Env(), recorder->refused);
   Trace& trace = recorder->trace;
   tls_recorder = recorder.get();  // RefOf reads the recorder's map
   std::vector<at::Tensor> outputs = Tensors(info[0], "outputs of the trace");
@@ -185,6 +208,11 @@ Napi::Value TraceRun(const Napi::CallbackInfo& info) {
   TORCH_CHECK(tls_recorder == nullptr, "cannot replay a trace while another one records");
   const Trace& trace = GetTrace(info[0]);
   std::vector<at::Tensor> inputs = Tensors(info[1], "inputs of the trace");
+  AutocastState autocast = AutocastState::Now();
+  if (!(autocast == trace.autocast)) {
+    throw Napi::Error::New(env, "The trace was recorded with autocast " + trace.autocast.Describe() + " and is replayed with autocast " +
+                                    autocast.Describe() + "; replay it under the autocast of its recording");
+  }
   if (inputs.size() != trace.input_shapes.size()) {
     ThrowType(env, "Expected " + std::to_string(trace.input_shapes.size()) + " input tensors for the trace but received " +
                        std::to_string(inputs.size()));
@@ -312,7 +340,15 @@ void TraceRecordResults(const torch::jit::Stack& results) {
 
 void TraceNoteRead(const at::Tensor& t, const char* what) {
   if (tls_recorder == nullptr || !tls_recorder->refused.empty() || !t.defined()) return;
-  if (tls_recorder->slot_of.count(t.unsafeGetTensorImpl())) tls_recorder->refused = what;
+  if (tls_recorder->slot_of.count(t.unsafeGetTensorImpl())) {
+    tls_recorder->refused = std::string("The traced function read the values of a tensor it computed (") + what +
+                            "); a trace replays operators only, so it cannot follow what JavaScript did with them";
+  }
+}
+
+void TraceRefuse(const char* what) {
+  if (tls_recorder == nullptr || !tls_recorder->refused.empty()) return;
+  tls_recorder->refused = std::string("The traced function called ") + what + ", which a trace does not record, so a replay would skip it";
 }
 
 void RegisterTrace(Napi::Env env, Napi::Object exports) {

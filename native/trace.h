@@ -16,5 +16,8 @@ void TraceRecordResults(const torch::jit::Stack& results);
 // JavaScript is reading the values of `t` (item, toBuffer): a recording that
 // sees this for a traced tensor cannot be replayed and is refused at its end.
 void TraceNoteRead(const at::Tensor& t, const char* what);
+// JavaScript called `what`, which a trace does not record (backward, autocast,
+// a collective): a recording that sees it is refused at its end.
+void TraceRefuse(const char* what);
 
 }  // namespace extrema

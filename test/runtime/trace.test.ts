@@ -110,6 +110,19 @@ test('replays check their inputs, and a recording that fails leaves nothing reco
     // Reading a computed value in JavaScript: the replay could not follow it.
     assert.throws(() => Trace.record([x], (a) => (a.sum().item() as number) > 0 ? a.mul(2) : a.mul(3)),
       /The traced function read the values of a tensor it computed \(item\)/);
+    // Work outside the dispatcher's operators is not recorded, so a recording that does any is refused.
+    const p = et.randn([2], { generator: gen(2) }).requiresGrad_(true);
+    assert.throws(() => Trace.record([x], (a) => {
+      const loss = a.sum(1).mul(p).sum();
+      loss.backward();
+      return loss;
+    }), /The traced function called backward, which a trace does not record, so a replay would skip it/);
+    p.dispose();
+    assert.throws(() => Trace.record([x], (a) => et.autocast('cpu', 'bfloat16', () => a.mul(2))), /The traced function called autocast, which a trace does not record/);
+    // Autocast picks the kernels below the recorded operators: a replay runs under its recording's.
+    const plain = Trace.record([x], (a) => a.mul(2)).trace;
+    assert.throws(() => et.autocast('cpu', 'bfloat16', () => plain.run([x])), /The trace was recorded with autocast off and is replayed with autocast cpu BFloat16; replay it under the autocast of its recording/);
+    plain.dispose();
     // A function that throws, or returns no tensor: its error, and no recording left behind.
     assert.throws(() => Trace.record([x], () => { throw new Error('inside'); }), /inside/);
     assert.throws(() => Trace.record([x], () => 3 as unknown as et.Tensor), /Expected a Tensor for what the traced function returned\[0\] but received/);
