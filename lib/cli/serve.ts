@@ -64,7 +64,8 @@ export function addServeCommand(program: Command): void {
       throw e;
     }
     const { address, port, family } = app.server.address() as AddressInfo;
-    process.stderr.write(`listening on http://${family === 'IPv6' ? `[${address}]` : address}:${port} (${encoder.kind}, ${encoder.width} features, warm-up ${encoder.warmupMs.toFixed(0)} ms, ${encoder.packedLinears} Linear layers packed)\n`);
+    process.stderr.write(`listening on http://${family === 'IPv6' ? `[${address}]` : address}:${port} (${encoder.kind}, ${encoder.width} features, warm-up ${encoder.warmupMs.toFixed(0)} ms, ${encoder.packedLinears} Linear layers packed, `
+      + `${encoder.traced ? 'forward passes replayed from operator traces' : 'eager forward passes'})\n`);
 
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {

@@ -236,6 +236,8 @@ export class Encoder {
   readonly warmupMs: number;
   /** Linear layers running oneDNN's packed product (0 with packWeights false, on a GPU, or without oneDNN). */
   readonly packedLinears: number;
+  /** Whether the worker replays each batch size's forward pass from an operator trace (the trace option). */
+  readonly traced: boolean;
   /** 'classifier' for a fine-tuned classifier checkpoint (classify() works), else 'encoder'. */
   readonly kind: 'encoder' | 'classifier';
   /** A classifier's outputs, or null for an encoder. */
@@ -264,12 +266,14 @@ export class Encoder {
     private readonly decoder: Worker,
     ready: Extract<FromWorker, { type: 'ready' }>,
     private readonly o: Required<Pick<EncoderOptions, 'maxBatch' | 'maxWaitMs' | 'queueLimit' | 'timeoutMs' | 'maxPixels'>>,
+    traced: boolean,
   ) {
     this.width = ready.width;
     this.size = ready.size;
     this.channels = ready.channels;
     this.warmupMs = ready.warmupMs;
     this.packedLinears = ready.packedLinears;
+    this.traced = traced;
     this.kind = ready.classifier === null ? 'encoder' : 'classifier';
     this.numClasses = ready.classifier?.numClasses ?? null;
     this.classes = ready.classifier?.classes === null || ready.classifier === null ? null : Object.freeze([...ready.classifier.classes]);
@@ -313,7 +317,7 @@ export class Encoder {
       await Promise.all([worker.terminate(), decoder.terminate()]);
       throw e;
     });
-    return new Encoder(worker, decoder, ready as Extract<FromWorker, { type: 'ready' }>, o);
+    return new Encoder(worker, decoder, ready as Extract<FromWorker, { type: 'ready' }>, o, init.trace);
   }
 
   /** Features of one encoded image (JPEG, PNG, WebP, ...), preprocessed as `extrema embed` reads an image file. */

@@ -298,6 +298,7 @@ test('replayed operator traces give the numbers of the model\'s own forward pass
   const eager = await Encoder.open({ checkpoint: tiny, trace: false });
   const traced = await Encoder.open({ checkpoint: tiny }); // on by default on the CPU
   try {
+    assert.deepEqual([eager.traced, traced.traced], [false, true]);
     // One at a time: batches of one, which replay the trace the warm-up pass recorded.
     for (const [i, body] of bodies.entries()) assert.deepEqual(await traced.embed(body), await eager.embed(body), `image ${i}`);
   } finally {

@@ -297,7 +297,8 @@ test('a client that disconnects cancels its queued request', async () => {
 test('extrema serve on port 0 prints its address, and SIGTERM answers the requests in flight, then exits 0', async () => {
   await makeImages();
   // A long maxWaitMs keeps the requests queued when the signal arrives.
-  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', encoderFile, '--port', '0', '--max-wait-ms', '1500', '--max-batch', '64', '--log-level', 'silent'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', encoderFile, '--port', '0', '--max-wait-ms', '1500', '--max-batch', '64', '--log-level', 'silent', '--eager'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
@@ -310,6 +311,7 @@ test('extrema serve on port 0 prints its address, and SIGTERM answers the reques
       void exited.then((code) => reject(new Error(`serve exited with ${code} before listening: ${stderr}`)));
     });
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    assert.match(stderr, /Linear layers packed, eager forward passes\)/, '--eager turns the operator traces off');
     const pending = files.map(async ({ bytes, type }) => {
       const r = await fetch(`${base}/v1/embed`, { method: 'POST', body: bytes, headers: { 'content-type': type } });
       return { status: r.status, body: (await r.json()) as EmbedAnswer };
