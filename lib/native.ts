@@ -114,7 +114,7 @@ export interface NativeBinding {
   traceEnd(outputs: Handle[]): number;
   traceAbort(): void;
   traceRun(id: number, inputs: Handle[]): Handle[];
-  traceInfo(id: number): { steps: number; inputs: number; outputs: number; slots: number };
+  traceInfo(id: number): { steps: number; inputs: number; outputs: number; slots: number; constants: number; constantBytes: number };
   traceDispose(id: number): void;
   // torch.distributed (native/distributed.cc); the dist* calls exist only where distAvailable().gloo
   distAvailable(): { gloo: boolean; nccl: boolean };

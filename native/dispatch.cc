@@ -478,9 +478,19 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < op.args.size(); ++i) {
     PushArg(stack, op.args[i], i < given ? info[i + 1] : env.Undefined());
   }
-  if (recording) TraceRecordCall(op.handle, stack);
-  op.handle.callBoxed(stack);
-  if (recording) TraceRecordResults(stack);
+  if (recording) {
+    TraceRecordCall(op.handle, stack);
+    try {
+      op.handle.callBoxed(stack);
+    } catch (...) {
+      // The function may catch this in JS and go on; its replay could not.
+      TraceRefuse(("an operator that failed (" + op.full_name + ")").c_str());
+      throw;
+    }
+    TraceRecordResults(stack);
+  } else {
+    op.handle.callBoxed(stack);
+  }
   size_t n = op.returns_mutated_input.size();
   if (n == 0) return env.Undefined();
   if (n == 1) return op.returns_mutated_input[0] ? env.Undefined() : FromIValue(env, stack[0]);

@@ -26,7 +26,9 @@ namespace {
 
 // A tensor argument: a slot the trace fills, or a constant it holds.
 struct TensorRef {
-  int32_t slot = -1;  // -1: constant
+  static constexpr int32_t kConstant = -1;
+  static constexpr int32_t kAbsent = -2;  // a None in an optional-tensor list
+  int32_t slot = kConstant;
   at::Tensor constant;
 };
 
@@ -35,7 +37,6 @@ struct ArgRef {
   c10::IValue constant;            // Kind::Constant
   TensorRef tensor;                // Kind::Tensor
   std::vector<TensorRef> elems;    // the lists
-  std::vector<bool> present;       // OptTensorList: false for None
 };
 
 struct Step {
@@ -194,12 +195,18 @@ Napi::Value TraceEnd(const Napi::CallbackInfo& info) {
   for (int32_t slot = 0; slot < trace.slots; ++slot) {
     if (!keep[slot] && last[slot] >= 0) trace.steps[last[slot]].release.push_back(slot);
   }
+  // A trace lives as long as its server: give back what the vectors grew into while recording.
+  trace.steps.shrink_to_fit();
+  for (Step& step : trace.steps) {
+    step.args.shrink_to_fit();
+    step.outputs.shrink_to_fit();
+  }
   g_traces.push_back(std::make_unique<Trace>(std::move(trace)));
   return Napi::Number::New(info.Env(), static_cast<double>(g_traces.size() - 1));
 }
 
 const at::Tensor& Resolve(const TensorRef& r, const std::vector<at::Tensor>& slots) {
-  return r.slot >= 0 ? slots[r.slot] : r.constant;
+  return r.slot >= 0 ? slots[r.slot] : r.constant;  // never kAbsent: callers skip those
 }
 
 // traceRun(id, inputs) -> output tensors
@@ -246,11 +253,11 @@ Napi::Value TraceRun(const Napi::CallbackInfo& info) {
         }
         case ArgRef::Kind::OptTensorList: {
           c10::List<std::optional<at::Tensor>> list;
-          for (size_t e = 0; e < a.elems.size(); ++e) {
-            if (a.present[e]) {
-              list.push_back(Resolve(a.elems[e], slots));
-            } else {
+          for (const TensorRef& e : a.elems) {
+            if (e.slot == TensorRef::kAbsent) {
               list.push_back(std::nullopt);
+            } else {
+              list.push_back(Resolve(e, slots));
             }
           }
           stack.emplace_back(std::move(list));
@@ -287,6 +294,25 @@ Napi::Value TraceInfo(const Napi::CallbackInfo& info) {
   o.Set("inputs", static_cast<double>(trace.input_shapes.size()));
   o.Set("outputs", static_cast<double>(trace.outputs.size()));
   o.Set("slots", static_cast<double>(trace.slots));
+  // Bytes of the distinct storages the trace holds as constants (weights it shares with the model included).
+  std::unordered_map<const void*, int64_t> storages;
+  auto add = [&](const TensorRef& r) {
+    if (r.slot < 0 && r.constant.defined() && r.constant.has_storage()) {
+      storages[r.constant.storage().unsafeGetStorageImpl()] = static_cast<int64_t>(r.constant.storage().nbytes());
+    }
+  };
+  for (const Step& step : trace.steps) {
+    for (const ArgRef& a : step.args) {
+      add(a.tensor);
+      for (const TensorRef& e : a.elems) add(e);
+      if (a.kind == ArgRef::Kind::Constant && a.constant.isTensor()) add(TensorRef{-1, a.constant.toTensor()});
+    }
+  }
+  for (const TensorRef& r : trace.outputs) add(r);
+  int64_t bytes = 0;
+  for (const auto& [_, n] : storages) bytes += n;
+  o.Set("constantBytes", static_cast<double>(bytes));
+  o.Set("constants", static_cast<double>(storages.size()));
   return o;
 }
 
@@ -313,16 +339,24 @@ void TraceRecordCall(const c10::OperatorHandle& op, const torch::jit::Stack& arg
       for (const at::Tensor& t : v.toTensorList().vec()) a.elems.push_back(RefOf(t));
     } else if (IsOptionalTensorList(v)) {
       a.kind = ArgRef::Kind::OptTensorList;
-      for (const c10::IValue& e : v.toListRef()) {
-        a.present.push_back(e.isTensor());
-        a.elems.push_back(e.isTensor() ? RefOf(e.toTensor()) : TensorRef{});
-      }
+      for (const c10::IValue& e : v.toListRef()) a.elems.push_back(e.isTensor() ? RefOf(e.toTensor()) : TensorRef{TensorRef::kAbsent, {}});
     } else {
       a.constant = v;
     }
     step.args.push_back(std::move(a));
   }
   tls_recorder->trace.steps.push_back(std::move(step));
+}
+
+// Operators whose non-tensor results depend on shapes only, which a trace fixes.
+bool ShapeQuery(const c10::OperatorName& name) {
+  static const char* const kNames[] = {"aten::size", "aten::sym_size", "aten::stride", "aten::sym_stride", "aten::numel",
+                                       "aten::sym_numel", "aten::dim", "aten::is_contiguous", "aten::is_floating_point",
+                                       "aten::is_complex", "aten::is_same_size"};
+  for (const char* n : kNames) {
+    if (name.name == n) return true;
+  }
+  return false;
 }
 
 void TraceRecordResults(const torch::jit::Stack& results) {
@@ -333,6 +367,9 @@ void TraceRecordResults(const torch::jit::Stack& results) {
       slots.push_back(NewSlot(v.toTensor()));
     } else if (v.isTensorList()) {
       for (const at::Tensor& t : v.toTensorList().vec()) slots.push_back(NewSlot(t));
+    } else if (!v.isNone() && !ShapeQuery(step.op.operator_name())) {
+      // A number or flag computed from values (aten::equal, _local_scalar_dense): JS may branch on it.
+      TraceRefuse(("an operator that answers a value, " + step.op.operator_name().name + ", which JavaScript could act on").c_str());
     }
     step.outputs.push_back(std::move(slots));
   }

@@ -25,6 +25,8 @@ import type { Classification, FromWorker, ModelItem, ToWorker, WorkerInit } from
 import { preparationError, prepareImage } from './prepare';
 
 const init = workerData as WorkerInit;
+/** Operator traces the worker keeps, one per batch size (200-300 KB each for the demo model, besides the weights they share with it). */
+const MAX_TRACES = 64;
 const port = parentPort;
 if (port === null) throw new Error('lib/serve/worker is the Encoder\'s worker thread; open it with Encoder.open');
 
@@ -132,12 +134,23 @@ function main(): void {
   };
   // One operator trace per batch size, recorded by that size's first batch and
   // replayed by the next ones: the same operators, without the model's JavaScript.
+  // The sizes used last are kept (a Map iterates in insertion order), so a
+  // large maxBatch cannot make the worker hold a trace for every size it ever saw.
   const traces = new Map<number, Trace>();
   const traced = (x: Tensor, n: number): Tensor => {
     const trace = traces.get(n);
-    if (trace !== undefined) return trace.run([x])[0]!;
+    if (trace !== undefined) {
+      traces.delete(n);
+      traces.set(n, trace);
+      return trace.run([x])[0]!;
+    }
     const recorded = Trace.record([x], forward);
     traces.set(n, recorded.trace);
+    if (traces.size > MAX_TRACES) {
+      const [oldest, old] = traces.entries().next().value as [number, Trace];
+      traces.delete(oldest);
+      old.dispose();
+    }
     return recorded.result;
   };
   // Inference mode: the forward pass without autograd bookkeeping; the features are copied out.

@@ -119,6 +119,21 @@ test('replays check their inputs, and a recording that fails leaves nothing reco
     }), /The traced function called backward, which a trace does not record, so a replay would skip it/);
     p.dispose();
     assert.throws(() => Trace.record([x], (a) => et.autocast('cpu', 'bfloat16', () => a.mul(2))), /The traced function called autocast, which a trace does not record/);
+    // An operator that failed (the function caught it and went on), or one that answers a value JS could act on.
+    assert.throws(() => Trace.record([x], (a) => {
+      try {
+        a.matmul(a);
+      } catch {
+        return a.mul(2);
+      }
+      return a;
+    }), /The traced function called an operator that failed \(aten::matmul\)/);
+    assert.throws(() => Trace.record([x], (a) => (et.aten.equal(a, a.mul(1)) ? a.add(1) : a.add(2))),
+      /The traced function called an operator that answers a value, aten::equal, which JavaScript could act on/);
+    // Shape queries are fine: a trace is for one set of shapes.
+    const sized = Trace.record([x], (a) => a.mul(et.aten.size_int(a, 1)));
+    assert.deepEqual(values(sized.trace.run([x])[0]!), values(x.mul(3)));
+    sized.trace.dispose();
     // Autocast picks the kernels below the recorded operators: a replay runs under its recording's.
     const plain = Trace.record([x], (a) => a.mul(2)).trace;
     assert.throws(() => et.autocast('cpu', 'bfloat16', () => plain.run([x])), /The trace was recorded with autocast off and is replayed with autocast cpu BFloat16; replay it under the autocast of its recording/);
