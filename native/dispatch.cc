@@ -471,14 +471,14 @@ Napi::Value Call(const Napi::CallbackInfo& info) {
                        std::to_string(given));
   }
   // A recording trace needs the boxed arguments, so it takes the boxed path.
-  bool recording = TraceRecording();
-  if (op.fast != Fast::None && !recording) return CallFast(info, op);
+  if (op.fast != Fast::None && !TraceRecording()) return CallFast(info, op);
   StackLease lease(state);
   torch::jit::Stack& stack = lease.stack();
   for (size_t i = 0; i < op.args.size(); ++i) {
     PushArg(stack, op.args[i], i < given ? info[i + 1] : env.Undefined());
   }
-  if (recording) {
+  // Asked again: reading the arguments can run JS, which can begin or end a trace.
+  if (TraceRecording()) {
     TraceRecordCall(op.handle, stack);
     try {
       op.handle.callBoxed(stack);

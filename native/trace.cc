@@ -91,11 +91,11 @@ struct Recorder {
 thread_local Recorder* tls_recorder EXTREMA_FAST_TLS = nullptr;
 thread_local std::vector<std::unique_ptr<Trace>> g_traces;
 
-TensorRef RefOf(const at::Tensor& t) {
+TensorRef RefOf(const Recorder& recorder, const at::Tensor& t) {
   TensorRef r;
   if (t.defined()) {
-    auto found = tls_recorder->slot_of.find(t.unsafeGetTensorImpl());
-    if (found != tls_recorder->slot_of.end()) {
+    auto found = recorder.slot_of.find(t.unsafeGetTensorImpl());
+    if (found != recorder.slot_of.end()) {
       r.slot = found->second;
       return r;
     }
@@ -135,8 +135,9 @@ std::vector<at::Tensor> Tensors(const Napi::Value& v, const char* what) {
 
 // traceBegin(inputs): recording starts; `inputs` are what replays will replace.
 Napi::Value TraceBegin(const Napi::CallbackInfo& info) {
-  TORCH_CHECK(tls_recorder == nullptr, "a trace is already recording on this thread; traces do not nest");
+  // Read first: reading a JS array can run JS.
   std::vector<at::Tensor> inputs = Tensors(info[0], "inputs of the trace");
+  TORCH_CHECK(tls_recorder == nullptr, "a trace is already recording on this thread; traces do not nest");
   auto recorder = std::make_unique<Recorder>();
   recorder->trace.autocast = AutocastState::Now();
   for (const at::Tensor& t : inputs) {
@@ -166,10 +167,8 @@ Napi::Value TraceEnd(const Napi::CallbackInfo& info) {
   tls_recorder = nullptr;
   if (!recorder->refused.empty()) throw Napi::Error::New(info.Env(), recorder->refused);
   Trace& trace = recorder->trace;
-  tls_recorder = recorder.get();  // RefOf reads the recorder's map
   std::vector<at::Tensor> outputs = Tensors(info[0], "outputs of the trace");
-  for (const at::Tensor& t : outputs) trace.outputs.push_back(RefOf(t));
-  tls_recorder = nullptr;
+  for (const at::Tensor& t : outputs) trace.outputs.push_back(RefOf(*recorder, t));
   // Each slot's last reader; the inputs' and outputs' slots are never released.
   std::vector<int32_t> last(trace.slots, -1);
   for (size_t s = 0; s < trace.steps.size(); ++s) {
@@ -212,9 +211,10 @@ const at::Tensor& Resolve(const TensorRef& r, const std::vector<at::Tensor>& slo
 // traceRun(id, inputs) -> output tensors
 Napi::Value TraceRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  // Inputs first: reading a JS array can run JS, which could dispose the trace.
+  std::vector<at::Tensor> inputs = Tensors(info[1], "inputs of the trace");
   TORCH_CHECK(tls_recorder == nullptr, "cannot replay a trace while another one records");
   const Trace& trace = GetTrace(info[0]);
-  std::vector<at::Tensor> inputs = Tensors(info[1], "inputs of the trace");
   AutocastState autocast = AutocastState::Now();
   if (!(autocast == trace.autocast)) {
     throw Napi::Error::New(env, "The trace was recorded with autocast " + trace.autocast.Describe() + " and is replayed with autocast " +
@@ -327,19 +327,20 @@ Napi::Value TraceDispose(const Napi::CallbackInfo& info) {
 bool TraceRecording() { return tls_recorder != nullptr; }
 
 void TraceRecordCall(const c10::OperatorHandle& op, const torch::jit::Stack& args) {
+  if (tls_recorder == nullptr) return;
   Step step{op, {}, {}, {}};
   step.args.reserve(args.size());
   for (const c10::IValue& v : args) {
     ArgRef a;
     if (v.isTensor()) {
       a.kind = ArgRef::Kind::Tensor;
-      a.tensor = RefOf(v.toTensor());
+      a.tensor = RefOf(*tls_recorder, v.toTensor());
     } else if (v.isTensorList()) {
       a.kind = ArgRef::Kind::TensorList;
-      for (const at::Tensor& t : v.toTensorList().vec()) a.elems.push_back(RefOf(t));
+      for (const at::Tensor& t : v.toTensorList().vec()) a.elems.push_back(RefOf(*tls_recorder, t));
     } else if (IsOptionalTensorList(v)) {
       a.kind = ArgRef::Kind::OptTensorList;
-      for (const c10::IValue& e : v.toListRef()) a.elems.push_back(e.isTensor() ? RefOf(e.toTensor()) : TensorRef{TensorRef::kAbsent, {}});
+      for (const c10::IValue& e : v.toListRef()) a.elems.push_back(e.isTensor() ? RefOf(*tls_recorder, e.toTensor()) : TensorRef{TensorRef::kAbsent, {}});
     } else {
       a.constant = v;
     }
@@ -360,6 +361,7 @@ bool ShapeQuery(const c10::OperatorName& name) {
 }
 
 void TraceRecordResults(const torch::jit::Stack& results) {
+  if (tls_recorder == nullptr || tls_recorder->trace.steps.empty()) return;
   Step& step = tls_recorder->trace.steps.back();
   for (const c10::IValue& v : results) {
     std::vector<int32_t> slots;

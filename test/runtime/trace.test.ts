@@ -103,6 +103,12 @@ test('replays check their inputs, and a recording that fails leaves nothing reco
     assert.throws(() => trace.run([et.randn([3, 3])]), (e) => e instanceof RangeError && /Expected shape \[2, 3\] for input 0 of the trace \(the shape it was recorded with\) but received \[3, 3\]/.test(e.message));
     assert.throws(() => trace.run([et.zeros([2, 3], { dtype: 'float64' })]), (e) => e instanceof TypeError && /Expected a Float tensor on cpu for input 0 of the trace but received Double on cpu/.test(e.message));
     assert.throws(() => trace.run([x.float() as unknown as et.Tensor, 3 as unknown as et.Tensor]), /Expected a Tensor for the inputs of Trace.run\[1\] but received/);
+    // An input array whose getter disposes the trace while the call reads it: an error, not a crash.
+    const sly = Trace.record([x], (a) => a.add(1)).trace;
+    const tricky: et.Tensor[] = [];
+    Object.defineProperty(tricky, 0, { get: () => { sly.dispose(); return x; }, enumerable: true });
+    Object.defineProperty(tricky, 'length', { value: 1 });
+    assert.throws(() => sly.run(tricky), /unknown or disposed trace id/);
     const gone = et.randn([2, 3]);
     gone.dispose();
     assert.throws(() => trace.run([gone]), /the inputs of Trace.run\[0\] has been disposed/);
