@@ -15,7 +15,7 @@ import { loadEncoder } from '../extrema/checkpoint';
 import { CLASSIFIER_FORMAT, loadClassifier } from '../eval/classifier-checkpoint';
 import { predictDataset, storedNormalization } from '../eval/predict';
 import { packForInference } from '../nn/pack-for-inference';
-import { Trace } from '../runtime/trace';
+import { TraceCache } from './trace-cache';
 import { setNumThreads } from '../runtime/device-runtime';
 import { assertDevice, type Device } from '../tensor/device';
 import { scope } from '../tensor/scope';
@@ -132,31 +132,12 @@ function main(): void {
     const f = model.features(x);
     return init.normalize ? normalize(f, 2, 1) : f;
   };
-  // One operator trace per batch size, recorded by that size's first batch and
-  // replayed by the next ones: the same operators, without the model's JavaScript.
-  // The sizes used last are kept (a Map iterates in insertion order), so a
-  // large maxBatch cannot make the worker hold a trace for every size it ever saw.
-  const traces = new Map<number, Trace>();
-  const traced = (x: Tensor, n: number): Tensor => {
-    const trace = traces.get(n);
-    if (trace !== undefined) {
-      traces.delete(n);
-      traces.set(n, trace);
-      return trace.run([x])[0]!;
-    }
-    const recorded = Trace.record([x], forward);
-    traces.set(n, recorded.trace);
-    if (traces.size > MAX_TRACES) {
-      const [oldest, old] = traces.entries().next().value as [number, Trace];
-      traces.delete(oldest);
-      old.dispose();
-    }
-    return recorded.result;
-  };
+  // One operator trace per batch size: the same operators, without the model's JavaScript.
+  const traces = new TraceCache(MAX_TRACES);
   // Inference mode: the forward pass without autograd bookkeeping; the features are copied out.
   const embed = (pixels: Uint8Array, n: number): Float32Array<ArrayBuffer> => inferenceMode(() => scope(() => {
     const x = toNormalizedTensor(pixels, n, size, size, channels, norm.mean, norm.std, device);
-    const rows = init.trace ? traced(x, n) : forward(x);
+    const rows = init.trace ? traces.run(n, x, forward) : forward(x);
     // A copy we own, so its buffer can be transferred back.
     return new Float32Array(rows.to({ device: 'cpu', dtype: 'float32' }).toTypedArray<'float32'>());
   }));
@@ -206,7 +187,7 @@ function main(): void {
   port!.on('message', (msg: ToWorker) => {
     if (msg.type === 'close') {
       chain = chain.then(() => {
-        for (const trace of traces.values()) trace.dispose();
+        traces.dispose();
         model.dispose();
         port!.close();
       });

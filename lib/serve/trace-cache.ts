@@ -1,0 +1,42 @@
+// The serving worker's operator traces (et.Trace), one per batch size: the
+// first batch of a size records the forward pass, the next ones replay it.
+// Only the `capacity` sizes used last are kept (a Map iterates in insertion
+// order, so moving a key to the end on each use makes the first key the
+// least recently used), so a large maxBatch cannot make the worker hold a
+// trace for every size it ever saw.
+import { Trace } from '../runtime/trace';
+import type { Tensor } from '../tensor/tensor';
+
+export class TraceCache {
+  private readonly traces = new Map<number, Trace>();
+
+  constructor(readonly capacity: number) {}
+
+  /** forward(x), replayed from the trace recorded for `size`, or recorded now. */
+  run(size: number, x: Tensor, forward: (x: Tensor) => Tensor): Tensor {
+    const trace = this.traces.get(size);
+    if (trace !== undefined) {
+      this.traces.delete(size);
+      this.traces.set(size, trace);
+      return trace.run([x])[0]!;
+    }
+    const recorded = Trace.record([x], forward);
+    this.traces.set(size, recorded.trace);
+    if (this.traces.size > this.capacity) {
+      const [oldest, old] = this.traces.entries().next().value as [number, Trace];
+      this.traces.delete(oldest);
+      old.dispose();
+    }
+    return recorded.result;
+  }
+
+  /** The sizes with a trace, least recently used first. */
+  sizes(): number[] {
+    return [...this.traces.keys()];
+  }
+
+  dispose(): void {
+    for (const trace of this.traces.values()) trace.dispose();
+    this.traces.clear();
+  }
+}
