@@ -6,6 +6,7 @@
 #   2. bench/gpu-step (ViT-B/16 and ViT-S/16 at 224, bf16, batch 128 and 256,
 #      against PyTorch eager), with --trace-gc to count full collections,
 #   3. every op family and the model parity tests on CUDA against PyTorch on CUDA,
+#      and operator-trace replays of the encoder on CUDA,
 #   4. the demo pretraining and the demo fine-tuning with --device cuda.
 # Prepare here with scripts/device/prepare.sh and carry .device and dist.
 source "$(dirname "$0")/setup.sh"
@@ -19,7 +20,7 @@ grep -v '^\[' "$OUT/gpu-step.trace.log" > "$OUT/gpu-step.log"
 echo "full (Mark-Compact) collections in the bench process: $(grep -c 'Mark-Compact' "$OUT/gpu-step.trace.log")" >> "$OUT/gpu-step.log"
 gzip -f "$OUT/gpu-step.trace.log"
 
-EXTREMA_TEST_DEVICE=cuda timeout 120 node --test dist/test/tensor/ops.test.js dist/test/extrema/parity.test.js dist/test/optim/clip-scaler.test.js > "$OUT/cuda-parity.log" 2>&1
+EXTREMA_TEST_DEVICE=cuda timeout 120 node --test dist/test/tensor/ops.test.js dist/test/extrema/parity.test.js dist/test/optim/clip-scaler.test.js dist/test/runtime/trace.test.js > "$OUT/cuda-parity.log" 2>&1
 stamp "ops + parity on cuda rc=$?"
 
 timeout 100 node dist/lib/cli/main.js pretrain --preset demo --device cuda --out "$OUT/demo-pretrain" --quiet > "$OUT/demo-pretrain.log" 2>&1

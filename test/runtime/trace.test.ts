@@ -11,6 +11,7 @@ import { Trace } from '../../lib/runtime/trace';
 import { slice } from '../../lib/tensor/indexing';
 import { gelu, layerNorm, linear, cat } from '../../lib/tensor/functional';
 import { ExtremaModel } from '../../lib/extrema';
+import { TEST_DEVICE as device, skipUnlessDeviceAvailable } from '../helpers/device';
 
 const gen = (seed: number) => et.Generator.create(seed);
 
@@ -66,26 +67,27 @@ test('a replay computes what the function computes, for every kind of argument a
   });
 });
 
-test('the encoder forward pass replays to the same features at each recorded batch size, and memory stays flat', () => {
+// On EXTREMA_TEST_DEVICE (scripts/device/cuda-check.sh runs it on a GPU): a replay issues the same operators there.
+test('the encoder forward pass replays to the same features at each recorded batch size, and memory stays flat', { skip: skipUnlessDeviceAvailable }, () => {
   const model = new ExtremaModel({
     encoder: { imgSize: 16, patchSize: 4, inChans: 3, embedDim: 32, depth: 2, numHeads: 2, classAttentionLayers: 1 },
     projectorHiddenDim: 8, projectorDim: 8, predictorHiddenDim: 8, maskRatio: 0.5,
-  }, { seed: 5 });
+  }, { seed: 5 }).to(device);
   const encoder = model.momentum_encoder;
   et.nn.packForInference(encoder);
   try {
     const forward = (x: et.Tensor) => encoder.encode(x).instance;
-    const traces = et.inferenceMode(() => [1, 3].map((n) => et.scope(() => Trace.record([et.randn([n, 3, 16, 16], { generator: gen(n) })], forward).trace)));
+    const traces = et.inferenceMode(() => [1, 3].map((n) => et.scope(() => Trace.record([et.randn([n, 3, 16, 16], { generator: gen(n) }).to(device)], forward).trace)));
     for (const [k, n] of [1, 3].entries()) {
       et.inferenceMode(() => et.scope(() => {
-        const x = et.randn([n, 3, 16, 16], { generator: gen(50 + n) });
+        const x = et.randn([n, 3, 16, 16], { generator: gen(50 + n) }).to(device);
         assert.deepEqual(values(traces[k]!.run([x])[0]!), values(forward(x)), `batch ${n}`);
       }));
     }
     const before = et.memory().liveTensors;
     for (let i = 0; i < 50; i++) {
       et.inferenceMode(() => et.scope(() => {
-        traces[0]!.run([et.randn([1, 3, 16, 16])]);
+        traces[0]!.run([et.randn([1, 3, 16, 16]).to(device)]);
       }));
     }
     assert.equal(et.memory().liveTensors, before, 'replays inside scopes leave no tensor behind');
