@@ -23,7 +23,7 @@ export * as autograd from './autograd';
 export { noGrad, enableGrad, inferenceMode, isGradEnabled, setGradEnabled } from './autograd';
 export { Generator, manualSeed } from './runtime/generator';
 export { DeviceGraph, graphsSupported } from './runtime/graph';
-export { Trace } from './runtime/trace';
+export { Trace, TraceRefusedError } from './runtime/trace';
 export { cuda, synchronize, setNumThreads, getNumThreads, setNumInteropThreads, memory, versions, autocast, isAutocastEnabled } from './runtime/device-runtime';
 export { saveSafetensors, loadSafetensors, serializeSafetensors, parseSafetensors, SafetensorsError, type SafetensorsContent } from './io/safetensors';
 export { writeFileAtomic } from './io/fs';

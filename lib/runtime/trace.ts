@@ -20,6 +20,11 @@ import { Tensor } from '../tensor/tensor';
 
 const backstop = new FinalizationRegistry<number>((id) => native.traceDispose(id));
 
+/** The traced function ran, but did something a replay could not follow (the message says what). */
+export class TraceRefusedError extends Error {
+  override name = 'TraceRefusedError';
+}
+
 function handles(xs: readonly Tensor[], what: string): number[] {
   if (!Array.isArray(xs)) throw new TypeError(`Expected an array of Tensors for ${what} but received ${describe(xs)}`);
   return xs.map((x, i) => {
@@ -44,7 +49,9 @@ export class Trace {
    * Runs fn(...inputs) once, eagerly, recording the operators it calls, and
    * returns what it returned (yours to dispose) with the trace. fn must
    * return a Tensor or an array of Tensors computed from the inputs. If fn
-   * throws, nothing is recorded and the error is rethrown.
+   * throws, nothing is recorded and the error is rethrown; if fn did what a
+   * replay could not follow, this throws TraceRefusedError (fn's results are
+   * freed with the scope they were made in).
    */
   static record<R extends Tensor | Tensor[]>(inputs: readonly Tensor[], fn: (...inputs: Tensor[]) => R): { trace: Trace; result: R } {
     const ids = handles(inputs, 'the inputs of Trace.record');
@@ -59,7 +66,14 @@ export class Trace {
       native.traceAbort();
       throw e;
     }
-    return { trace: new Trace(native.traceEnd(outputs)), result };
+    let id: number;
+    try {
+      id = native.traceEnd(outputs);
+    } catch (e) {
+      // fn finished, so what the recording refuses is fn's own doing, not a failure to compute.
+      throw new TraceRefusedError((e as Error).message, { cause: e });
+    }
+    return { trace: new Trace(id), result };
   }
 
   /**

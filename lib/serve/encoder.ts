@@ -162,7 +162,7 @@ export type ToWorker =
 
 /** @internal */
 export type FromWorker =
-  | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number; packedLinears: number; classifier: { classes: string[] | null; numClasses: number } | null }
+  | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number; packedLinears: number; traced: boolean; classifier: { classes: string[] | null; numClasses: number } | null }
   | { type: 'fatal'; message: string }
   // features: the rows of the embedded items, packed in order; top: each classified item's classes
   | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; top: (Classification[] | null)[]; computeMs: number }
@@ -236,7 +236,7 @@ export class Encoder {
   readonly warmupMs: number;
   /** Linear layers running oneDNN's packed product (0 with packWeights false, on a GPU, or without oneDNN). */
   readonly packedLinears: number;
-  /** Whether the worker replays each batch size's forward pass from an operator trace (the trace option). */
+  /** Whether the worker replays each batch size's forward pass from an operator trace: the trace option, unless the model's forward pass could not be traced. */
   readonly traced: boolean;
   /** 'classifier' for a fine-tuned classifier checkpoint (classify() works), else 'encoder'. */
   readonly kind: 'encoder' | 'classifier';
@@ -266,14 +266,13 @@ export class Encoder {
     private readonly decoder: Worker,
     ready: Extract<FromWorker, { type: 'ready' }>,
     private readonly o: Required<Pick<EncoderOptions, 'maxBatch' | 'maxWaitMs' | 'queueLimit' | 'timeoutMs' | 'maxPixels'>>,
-    traced: boolean,
   ) {
     this.width = ready.width;
     this.size = ready.size;
     this.channels = ready.channels;
     this.warmupMs = ready.warmupMs;
     this.packedLinears = ready.packedLinears;
-    this.traced = traced;
+    this.traced = ready.traced;
     this.kind = ready.classifier === null ? 'encoder' : 'classifier';
     this.numClasses = ready.classifier?.numClasses ?? null;
     this.classes = ready.classifier?.classes === null || ready.classifier === null ? null : Object.freeze([...ready.classifier.classes]);
@@ -317,7 +316,7 @@ export class Encoder {
       await Promise.all([worker.terminate(), decoder.terminate()]);
       throw e;
     });
-    return new Encoder(worker, decoder, ready as Extract<FromWorker, { type: 'ready' }>, o, init.trace);
+    return new Encoder(worker, decoder, ready as Extract<FromWorker, { type: 'ready' }>, o);
   }
 
   /** Features of one encoded image (JPEG, PNG, WebP, ...), preprocessed as `extrema embed` reads an image file. */

@@ -204,7 +204,9 @@ function main(): void {
     });
   });
   const classifier = model.classifier === null ? null : { classes: model.classifier.classes, numClasses: model.classifier.numClasses };
-  port!.postMessage({ type: 'ready', width: model.width, size, channels, warmupMs, packedLinears, classifier } satisfies FromWorker);
+  // The warm-up pass recorded the first trace, or found that this model cannot be traced.
+  const traced = init.trace && traces.refused === null;
+  port!.postMessage({ type: 'ready', width: model.width, size, channels, warmupMs, packedLinears, traced, classifier } satisfies FromWorker);
 }
 
 try {

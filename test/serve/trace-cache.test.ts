@@ -41,3 +41,21 @@ test('the cache replays sizes it holds, records new ones and drops the least rec
   }
   assert.deepEqual(cache.sizes(), []);
 });
+
+test('a forward pass that cannot be traced runs eagerly from then on, with the same answers', () => {
+  const cache = new TraceCache(4);
+  // Reads a value it computed and branches on it: a replay could not follow.
+  const forward = (x: et.Tensor) => ((x.sum().item() as number) > 0 ? x.mul(2) : x.mul(-1));
+  try {
+    for (const [seed, n] of [[1, 2], [2, 2], [3, 1]] as const) {
+      et.scope(() => {
+        const x = et.randn([n, 3], { generator: et.Generator.create(seed) });
+        assert.deepEqual(cache.run(n, x, forward).toTypedArray(), forward(x).toTypedArray());
+      });
+    }
+    assert.match(cache.refused ?? '', /The traced function read the values of a tensor it computed \(item\)/);
+    assert.deepEqual(cache.sizes(), []);
+  } finally {
+    cache.dispose();
+  }
+});
