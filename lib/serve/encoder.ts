@@ -302,7 +302,8 @@ export class Encoder {
     const init: WorkerInit = {
       checkpoint: path.resolve(options.checkpoint), which, device: options.device ?? 'cpu', normalize: options.normalize ?? false,
       packWeights: options.packWeights ?? true,
-      trace: options.trace ?? (options.device ?? 'cpu').startsWith('cpu'),
+      // A wrong device is the worker's to report (assertDevice); here it only decides the default.
+      trace: options.trace ?? (options.device === undefined || (typeof options.device === 'string' && options.device.startsWith('cpu'))),
       ...(options.heads !== undefined ? { heads: positiveInt(options.heads, '"heads"') } : {}),
       ...(options.threads !== undefined ? { threads: positiveInt(options.threads, '"threads"') } : {}),
     };
