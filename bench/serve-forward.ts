@@ -38,10 +38,11 @@ function pixelsOf(n: number, item: number): Uint8Array {
   return Uint8Array.from({ length: n * item }, (_, i) => (i * 37 + 11) & 255);
 }
 
-/** extrema's forward as the serving worker runs it: (pixels, n) to features, eagerly or replayed from a trace per batch size. */
+/** extrema's forward as the serving worker runs it: (pixels, n) to features, eagerly or replayed from its trace per batch size (the worker's TraceCache). */
 function extremaForward(et: typeof Lib, checkpoint: string): { run(pixels: Uint8Array, n: number): Float32Array; replay(pixels: Uint8Array, n: number): Float32Array; size: number; channels: number } {
   const { loadEncoder } = require('../lib/extrema/checkpoint') as typeof import('../lib/extrema/checkpoint');
   const { toNormalizedTensor, defaultNormalization } = require('../lib/data/preprocess') as typeof import('../lib/data/preprocess');
+  const { TraceCache } = require('../lib/serve/trace-cache') as typeof import('../lib/serve/trace-cache');
   const { encoder, config } = loadEncoder(checkpoint, { device: 'cpu', which: 'teacher' });
   et.nn.packForInference(encoder);
   const [size] = config.encoder.imgSize;
@@ -49,19 +50,11 @@ function extremaForward(et: typeof Lib, checkpoint: string): { run(pixels: Uint8
   const norm = defaultNormalization(channels);
   const input = (pixels: Uint8Array, n: number) => toNormalizedTensor(pixels, n, size!, size!, channels, norm.mean, norm.std, 'cpu');
   const forward = (x: Lib.Tensor) => encoder.encode(x).instance;
-  const traces = new Map<number, Lib.Trace>();
+  const traces = new TraceCache(64);
   return {
     size: size!, channels,
     run: (pixels, n) => et.inferenceMode(() => et.scope(() => forward(input(pixels, n)).toTypedArray<'float32'>())),
-    replay: (pixels, n) => et.inferenceMode(() => et.scope(() => {
-      const x = input(pixels, n);
-      let trace = traces.get(n);
-      if (trace === undefined) {
-        trace = et.Trace.record([x], forward).trace;
-        traces.set(n, trace);
-      }
-      return trace.run([x])[0]!.toTypedArray<'float32'>();
-    })),
+    replay: (pixels, n) => et.inferenceMode(() => et.scope(() => traces.run(n, input(pixels, n), forward).toTypedArray<'float32'>())),
   };
 }
 
@@ -110,23 +103,17 @@ async function main(): Promise<void> {
   if (values.role === 'ops') return opsRole(values.checkpoint!, threads, iters);
 
   const et = require('../lib') as typeof Lib;
-  const { pythonEnv, tmpDir } = require('../test/helpers/oracle') as typeof import('../test/helpers/oracle');
+  // Loaded here, not at the top: the ops role must wrap the addon before the library loads.
+  const { tmpDir } = require('../test/helpers/oracle') as typeof import('../test/helpers/oracle');
+  const { benchPythonEnv, demoCheckpoint } = require('./serve-setup') as typeof import('./serve-setup');
+  const { median } = require('./timing') as typeof import('./timing');
   et.setNumThreads(threads);
   const batches = values.batches.split(',').map(Number);
   const rounds = Number(values.rounds);
   const dir = tmpDir('extrema-bench-serve-forward-');
   try {
-    let checkpoint = values.checkpoint;
-    if (checkpoint === undefined) {
-      const { ExtremaModel, saveCheckpoint } = require('../lib/extrema') as typeof import('../lib/extrema');
-      const model = new ExtremaModel(et.train.pretrainConfig({ preset: 'demo' }).model, { seed: 0 });
-      checkpoint = path.join(dir, 'model.safetensors');
-      saveCheckpoint(checkpoint, model);
-      model.dispose();
-    }
-    const pyEnv: NodeJS.ProcessEnv = { ...pythonEnv() };
-    const benchPy = path.join(ROOT, '.bench-py');
-    if (fs.existsSync(benchPy)) pyEnv.PYTHONPATH = [pyEnv.PYTHONPATH, benchPy].filter(Boolean).join(path.delimiter);
+    const checkpoint = values.checkpoint ?? demoCheckpoint(dir).file;
+    const pyEnv = benchPythonEnv();
     const python = process.env.PYTHON || 'python3';
 
     const ours = extremaForward(et, checkpoint);
@@ -145,8 +132,8 @@ async function main(): Promise<void> {
     {
       const px = pixelsOf(2, item);
       const want = ours.run(px, 2);
-      const replayed = ours.replay(pixelsOf(2, item).reverse(), 2) && ours.replay(px, 2);
-      if (!replayed.every((v, i) => v === want[i])) throw new Error('the trace replay differs from the eager forward pass');
+      ours.replay(px.slice().reverse(), 2); // records the batch-2 trace on other pixels
+      if (!ours.replay(px, 2).every((v, i) => v === want[i])) throw new Error('the trace replay differs from the eager forward pass');
     }
     if (session !== null) {
       const px = pixelsOf(2, item);
@@ -177,14 +164,13 @@ async function main(): Promise<void> {
         res.torch.push(out.ms);
       }
     }
-    const med = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1]!;
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; node ${process.version}; torch ${torchVersion}; `
       + `onnxruntime-node ${session === null ? 'skipped' : require('onnxruntime-node/package.json').version}; ${threads} thread(s); median of ${rounds} alternating rounds`);
     console.log('| batch | extrema eager ms | extrema replayed ms | onnxruntime-node ms | PyTorch eager ms | eager / onnxruntime-node | replayed / onnxruntime-node | replayed / PyTorch |');
     console.log('|---|---|---|---|---|---|---|---|');
     for (const n of batches) {
       const res = results.get(n)!;
-      const [e, r, o, t] = [med(res.extrema), med(res.replay), res.ort.length > 0 ? med(res.ort) : NaN, med(res.torch)];
+      const [e, r, o, t] = [median(res.extrema), median(res.replay), res.ort.length > 0 ? median(res.ort) : NaN, median(res.torch)];
       const vsOrt = (x: number) => (Number.isNaN(o) ? '-' : (x / o).toFixed(2) + 'x');
       console.log(`| ${n} | ${e.toFixed(2)} | ${r.toFixed(2)} | ${Number.isNaN(o) ? '-' : o.toFixed(2)} | ${t.toFixed(2)} | ${vsOrt(e)} | ${vsOrt(r)} | ${(r / t).toFixed(2)}x |`);
     }

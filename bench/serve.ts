@@ -20,11 +20,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import * as et from '../lib';
-import { ExtremaModel, saveCheckpoint } from '../lib/extrema';
 import { loadIdxImages } from '../lib/data/idx';
 import { decodeImage } from '../lib/data/image-folder';
-import { pythonEnv, tmpDir } from '../test/helpers/oracle';
+import { tmpDir } from '../test/helpers/oracle';
+import { benchPythonEnv, demoCheckpoint } from './serve-setup';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const IMAGES = path.join(ROOT, 'examples', 'data', 'fashion-mnist', 't10k-images-idx3-ubyte.gz');
@@ -274,15 +273,7 @@ async function main(): Promise<void> {
   try {
     let checkpoint = values.checkpoint;
     let about = checkpoint ?? '';
-    if (checkpoint === undefined) {
-      const config = et.train.pretrainConfig({ preset: 'demo' }).model;
-      const model = new ExtremaModel(config, { seed: 0 });
-      checkpoint = path.join(dir, 'model.safetensors');
-      saveCheckpoint(checkpoint, model);
-      model.dispose();
-      const e = config.encoder;
-      about = `demo model, random init (${e.imgSize[0]} px, ${e.inChans} channel, patch ${e.patchSize}, width ${e.embedDim}, depth ${e.depth})`;
-    }
+    if (checkpoint === undefined) ({ file: checkpoint, about } = demoCheckpoint(dir));
 
     // Distinct PNGs cycled by the clients, so no server can answer from a cache.
     const idx = loadIdxImages(IMAGES);
@@ -291,9 +282,7 @@ async function main(): Promise<void> {
     const pngs = await Promise.all(Array.from({ length: count }, (_, i) =>
       sharp(Buffer.from(idx.images.subarray(i * pixels, (i + 1) * pixels)), { raw: { width: idx.width, height: idx.height, channels: 1 } }).png().toBuffer()));
 
-    const pyEnv: NodeJS.ProcessEnv = { ...pythonEnv() };
-    const benchPy = path.join(ROOT, '.bench-py');
-    if (fs.existsSync(benchPy)) pyEnv.PYTHONPATH = [pyEnv.PYTHONPATH, benchPy].filter(Boolean).join(path.delimiter);
+    const pyEnv = benchPythonEnv();
     const python = process.env.PYTHON || 'python3';
     const pyHas = (mods: string) => spawnSync(python, ['-c', `import ${mods}`], { env: pyEnv, stdio: 'ignore' }).status === 0;
 

@@ -104,11 +104,11 @@ TensorRef RefOf(const Recorder& recorder, const at::Tensor& t) {
   return r;
 }
 
-int32_t NewSlot(const at::Tensor& t) {
-  int32_t slot = tls_recorder->trace.slots++;
+int32_t NewSlot(Recorder& recorder, const at::Tensor& t) {
+  int32_t slot = recorder.trace.slots++;
   if (t.defined()) {
-    tls_recorder->slot_of[t.unsafeGetTensorImpl()] = slot;
-    tls_recorder->keep_alive.push_back(t);
+    recorder.slot_of[t.unsafeGetTensorImpl()] = slot;
+    recorder.keep_alive.push_back(t);
   }
   return slot;
 }
@@ -146,8 +146,7 @@ Napi::Value TraceBegin(const Napi::CallbackInfo& info) {
     recorder->trace.input_shapes.push_back(t.sizes().vec());
     recorder->trace.input_dtypes.push_back(t.scalar_type());
     recorder->trace.input_devices.push_back(t.device());
-    recorder->slot_of[t.unsafeGetTensorImpl()] = recorder->trace.slots++;
-    recorder->keep_alive.push_back(t);
+    NewSlot(*recorder, t);
   }
   tls_recorder = recorder.release();
   return info.Env().Undefined();
@@ -305,7 +304,6 @@ Napi::Value TraceInfo(const Napi::CallbackInfo& info) {
     for (const ArgRef& a : step.args) {
       add(a.tensor);
       for (const TensorRef& e : a.elems) add(e);
-      if (a.kind == ArgRef::Kind::Constant && a.constant.isTensor()) add(TensorRef{-1, a.constant.toTensor()});
     }
   }
   for (const TensorRef& r : trace.outputs) add(r);
@@ -366,9 +364,9 @@ void TraceRecordResults(const torch::jit::Stack& results) {
   for (const c10::IValue& v : results) {
     std::vector<int32_t> slots;
     if (v.isTensor()) {
-      slots.push_back(NewSlot(v.toTensor()));
+      slots.push_back(NewSlot(*tls_recorder, v.toTensor()));
     } else if (v.isTensorList()) {
-      for (const at::Tensor& t : v.toTensorList().vec()) slots.push_back(NewSlot(t));
+      for (const at::Tensor& t : v.toTensorList().vec()) slots.push_back(NewSlot(*tls_recorder, t));
     } else if (!v.isNone() && !ShapeQuery(step.op.operator_name())) {
       // A number or flag computed from values (aten::equal, _local_scalar_dense): JS may branch on it.
       TraceRefuse(("an operator that answers a value, " + step.op.operator_name().name + ", which JavaScript could act on").c_str());
