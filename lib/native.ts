@@ -118,7 +118,7 @@ export interface NativeBinding {
   traceDispose(id: number): void;
   // torch.distributed (native/distributed.cc); the dist* calls exist only where distAvailable().gloo
   distAvailable(): { gloo: boolean; nccl: boolean };
-  distInit(options: { host: string; port: number; rank: number; size: number; isServer: boolean; timeoutMs: number; prefix: string }): Promise<number>;
+  distInit(options: { host: string; port: number; rank: number; size: number; isServer: boolean; timeoutMs: number; prefix: string; nccl: boolean }): Promise<number>;
   distAllReduce(group: number, tensors: Handle[], op: string): Promise<void>;
   distBroadcast(group: number, tensors: Handle[], root: number): Promise<void>;
   distAllGather(group: number, outputs: Handle[], input: Handle): Promise<void>;

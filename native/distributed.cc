@@ -22,6 +22,11 @@
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 #endif
 
+#ifdef EXTREMA_HAVE_NCCL
+#include <torch/csrc/cuda/nccl.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
 namespace extrema {
 namespace {
 
@@ -29,7 +34,9 @@ namespace {
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
+  // Gloo: CPU tensors, barriers; NCCL (null unless asked for): CUDA tensors.
   c10::intrusive_ptr<c10d::Backend> backend;
+  c10::intrusive_ptr<c10d::Backend> nccl;
   // The same backend as a ProcessGroup, which is what c10d's Reducer takes.
   c10::intrusive_ptr<c10d::ProcessGroup> group;
   int rank = 0;
@@ -55,7 +62,31 @@ struct InitOptions {
   bool isServer = false;
   std::chrono::milliseconds timeout{0};
   std::string prefix;
+  bool nccl = false;
 };
+
+#ifdef EXTREMA_HAVE_NCCL
+// ProcessGroupNCCL is allocated here with the layout its header gives for
+// the nccl.h this file was compiled with; torch was compiled with its own.
+// The same major.minor release keeps them alike (a pip torch pins its
+// nvidia-nccl wheel, which is where both come from).
+void CheckNcclRelease() {
+  // torch packs the NCCL release it was compiled with as major << 32 | minor << 16 | patch.
+  std::uint64_t built = torch::cuda::nccl::version();
+  std::uint64_t major = built >> 32, minor = (built >> 16) & 0xffff;
+  TORCH_CHECK(major == NCCL_MAJOR && minor == NCCL_MINOR, "this addon was compiled with the headers of NCCL ", NCCL_MAJOR, ".",
+              NCCL_MINOR, " but torch was compiled with NCCL ", major, ".", minor, "; rebuild the addon against that release's nccl.h");
+}
+
+c10::intrusive_ptr<c10d::Backend> NewNccl(const c10::intrusive_ptr<c10d::Store>& store, const InitOptions& o) {
+  CheckNcclRelease();
+  auto options = c10d::ProcessGroupNCCL::Options::create();
+  options->timeout = o.timeout;
+  // Its own key space, as torch gives each backend of a group.
+  auto prefixed = c10::make_intrusive<c10d::PrefixStore>("nccl/", store);
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, o.rank, o.size, options);
+}
+#endif
 
 // Connecting waits for every rank (up to the timeout), so it runs on a pool
 // thread; the group enters the table only once it is whole, on the JS thread.
@@ -86,6 +117,15 @@ class InitWorker : public Napi::AsyncWorker {
       group_->group = c10::make_intrusive<c10d::ProcessGroup>(group_->store, o_.rank, o_.size);
       group_->group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, group_->backend);
       group_->group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+      if (o_.nccl) {
+#ifdef EXTREMA_HAVE_NCCL
+        group_->nccl = NewNccl(group_->store, o_);
+        // The Reducer's all-reduces go through the group, which picks by device.
+        group_->group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, group_->nccl);
+#else
+        TORCH_CHECK(false, "this build of the addon has no NCCL backend");
+#endif
+      }
       group_->rank = o_.rank;
       group_->size = o_.size;
     } catch (const c10::Error& e) {
@@ -123,6 +163,7 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
   io.isServer = ToBool(o.Get("isServer"), "isServer");
   io.timeout = std::chrono::milliseconds(GetInt(o, "timeoutMs"));
   io.prefix = GetString(o, "prefix");
+  io.nccl = ToBool(o.Get("nccl"), "nccl");
   TORCH_CHECK(io.port > 0 && io.port < 65536, "port must be in [1, 65535], got ", io.port);
   TORCH_CHECK(io.size >= 1 && io.rank >= 0 && io.rank < io.size, "rank ", io.rank, " is not in [0, ", io.size, ")");
   TORCH_CHECK(io.timeout.count() > 0, "timeoutMs must be positive");
@@ -202,6 +243,36 @@ std::vector<at::Tensor> TensorList(const Napi::Value& v, const char* what) {
   return out;
 }
 
+// The backend for these tensors: NCCL for CUDA ones (where the group has
+// it), Gloo for CPU ones. lib/runtime/process-group.ts checks first and
+// says what to do; this guards the native side on its own.
+c10d::Backend& BackendFor(Group& g, const std::vector<at::Tensor>& tensors) {
+  TORCH_CHECK(!tensors.empty(), "a collective needs at least one tensor");
+  c10::Device device = tensors[0].device();
+  for (const auto& t : tensors) TORCH_CHECK(t.device() == device, "a collective's tensors must share one device, got ", device, " and ", t.device());
+  if (device.is_cuda()) {
+    TORCH_CHECK(g.nccl, "CUDA tensors need the NCCL backend, which this group was not initialised with");
+    return *g.nccl;
+  }
+  TORCH_CHECK(device.is_cpu(), "the Gloo backend reduces CPU tensors, not ", device);
+  return *g.backend;
+}
+
+// NCCL's work is complete from the host's side once queued on its stream
+// (its future completes at once); wait() makes this thread's current stream
+// wait for it, without blocking the host unless TORCH_NCCL_BLOCKING_WAIT is
+// set, so what JavaScript queues next sees the result. Gloo's work completes
+// on its own threads and settles the Promise from there.
+Napi::Value Issue(Napi::Env env, const Group& g, const c10d::Backend& backend, c10::intrusive_ptr<c10d::Work> work) {
+  if (&backend == g.nccl.get()) {
+    work->wait();
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Resolve(env.Undefined());
+    return deferred.Promise();
+  }
+  return Settle(env, std::move(work));
+}
+
 c10d::ReduceOp ToReduceOp(const Napi::Value& v) {
   std::string op = ToString(v, "reduce op");
   if (op == "sum") return c10d::ReduceOp::SUM;
@@ -218,7 +289,8 @@ Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
   auto tensors = TensorList(info[1], "tensors");
   c10d::AllreduceOptions opts;
   opts.reduceOp = ToReduceOp(info[2]);
-  return Settle(info.Env(), g.backend->allreduce(tensors, opts));
+  c10d::Backend& b = BackendFor(g, tensors);
+  return Issue(info.Env(), g, b, b.allreduce(tensors, opts));
 }
 
 // distBroadcast(group, tensors, root) -> Promise<void>; in place.
@@ -228,7 +300,8 @@ Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
   auto tensors = TensorList(info[1], "tensors");
   c10d::BroadcastOptions opts;
   opts.rootRank = ToInt64(info[2], "root");
-  return Settle(info.Env(), g.backend->broadcast(tensors, opts));
+  c10d::Backend& b = BackendFor(g, tensors);
+  return Issue(info.Env(), g, b, b.broadcast(tensors, opts));
 }
 
 // distAllGather(group, outputs, input) -> Promise<void>: outputs[r] <- rank r's input.
@@ -237,7 +310,10 @@ Napi::Value DistAllGather(const Napi::CallbackInfo& info) {
   Group& g = GetGroup(info[0]);
   std::vector<std::vector<at::Tensor>> outputs{TensorList(info[1], "outputs")};
   std::vector<at::Tensor> inputs{UnwrapTensor(info[2], "input")};
-  return Settle(info.Env(), g.backend->allgather(outputs, inputs));
+  std::vector<at::Tensor> all = outputs[0];
+  all.push_back(inputs[0]);
+  c10d::Backend& b = BackendFor(g, all);
+  return Issue(info.Env(), g, b, b.allgather(outputs, inputs));
 }
 
 // distReduceScatter(group, output, inputs, op) -> Promise<void>: output <- op over ranks of inputs[rank].
@@ -248,7 +324,10 @@ Napi::Value DistReduceScatter(const Napi::CallbackInfo& info) {
   std::vector<std::vector<at::Tensor>> inputs{TensorList(info[2], "inputs")};
   c10d::ReduceScatterOptions opts;
   opts.reduceOp = ToReduceOp(info[3]);
-  return Settle(info.Env(), g.backend->reduce_scatter(outputs, inputs, opts));
+  std::vector<at::Tensor> all = inputs[0];
+  all.push_back(outputs[0]);
+  c10d::Backend& b = BackendFor(g, all);
+  return Issue(info.Env(), g, b, b.reduce_scatter(outputs, inputs, opts));
 }
 
 // distBarrier(group) -> Promise<void>
@@ -305,6 +384,7 @@ Napi::Value DistReducerCreate(const Napi::CallbackInfo& info) {
   for (const auto& item : ArrayItems(info[1], "an array of tensors", "parameters")) params.push_back(UnwrapTensor(item, "parameter"));
   TORCH_CHECK(!params.empty(), "a reducer needs at least one parameter");
   for (const auto& p : params) TORCH_CHECK(p.requires_grad() && p.is_leaf(), "every parameter given to the reducer must be a leaf that requires grad");
+  TORCH_CHECK(!params[0].is_cuda() || g.nccl, "CUDA parameters need the NCCL backend, which this group was not initialised with");
   int64_t cap = ToInt64(info[2], "bucketBytes");
   int64_t first = ToInt64(info[3], "firstBucketBytes");
   TORCH_CHECK(cap > 0 && first > 0, "bucket sizes must be positive");
@@ -355,7 +435,11 @@ Napi::Value DistAvailable(const Napi::CallbackInfo& info) {
 #else
   out.Set("gloo", false);
 #endif
+#ifdef EXTREMA_HAVE_NCCL
+  out.Set("nccl", true);
+#else
   out.Set("nccl", false);
+#endif
   return out;
 }
 

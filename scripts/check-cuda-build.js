@@ -5,7 +5,9 @@
 // `pip --no-deps` into a scratch folder, copies the project there, runs
 // `npm install` with LIBTORCH pointing at that torch, once with the CUDA
 // toolkit hidden from CMake and once with it (when this machine has one),
-// then loads each build. The torch is pip-installed without resolving its
+// then loads each build: the build with the toolkit must have NCCL (the
+// toolkit's runtime headers with the wheels' library headers and nccl.h),
+// and without a GPU, NCCL must refuse with a reason. The torch is pip-installed without resolving its
 // dependencies because some (cuda-bindings, triton) are Python-only and
 // not needed by libtorch. EXTREMA_CUDA_TORCH_SPEC picks the torch
 // (default torch==2.14.1, a CUDA 13 build on Linux).
@@ -124,13 +126,15 @@ function toolkitDirs() {
 function hiddenToolkitEnv(toolkit) {
   const file = path.join(SCRATCH, 'hide-cuda-toolkit.cmake');
   const list = (dirs) => dirs.map((d) => JSON.stringify(d)).join(' ');
-  fs.writeFileSync(file, `set(CMAKE_IGNORE_PATH ${list(toolkit.bins)})\nset(CMAKE_IGNORE_PREFIX_PATH ${list(toolkit.roots)})\n`);
+  // Include folders too: CMakeLists.txt names the toolkit's as a hint for NCCL's headers.
+  const ignored = [...toolkit.bins, ...toolkit.roots.map((r) => path.join(r, 'include'))];
+  fs.writeFileSync(file, `set(CMAKE_IGNORE_PATH ${list(ignored)})\nset(CMAKE_IGNORE_PREFIX_PATH ${list(toolkit.roots)})\n`);
   const env = { ...process.env, CMAKE_TOOLCHAIN_FILE: file };
   for (const v of ['CUDA_HOME', 'CUDA_PATH', 'CUDACXX', 'CUDAToolkit_ROOT']) delete env[v];
   return env;
 }
 
-function buildAndLoad(label, env) {
+function buildAndLoad(label, env, expectNccl) {
   const project = path.join(SCRATCH, `project-${label}`);
   log(`[${label}] copying the project to ${project}`);
   fs.rmSync(project, { recursive: true, force: true });
@@ -141,14 +145,35 @@ function buildAndLoad(label, env) {
   const started = Date.now();
   run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: project, env: buildEnv });
   const seconds = ((Date.now() - started) / 1000).toFixed(0);
-  const probe = "const et = require('./dist/lib'); console.log(JSON.stringify({ torch: et.versions().torch, cuda: et.cuda.isAvailable() }))";
+  // Without a GPU, NCCL must refuse with a reason: from JavaScript, and from
+  // the native side too (ProcessGroupNCCL's own check), not crash.
+  const probe = `
+    const et = require('./dist/lib');
+    const { native } = require('./dist/lib/native');
+    const nccl = et.distributed.available().nccl;
+    const refusals = async () => {
+      if (!nccl || et.cuda.isAvailable()) return null;
+      const said = [];
+      for (const init of [
+        () => et.distributed.ProcessGroup.init({ worldSize: 1, rank: 0, masterPort: 29000 + process.pid % 1000, backend: 'nccl' }),
+        () => native.distInit({ host: '127.0.0.1', port: 30000 + process.pid % 1000, rank: 0, size: 1, isServer: true, timeoutMs: 5000, prefix: 'probe/', nccl: true }),
+      ]) said.push(await init().then(() => 'accepted', (e) => e.message));
+      return said;
+    };
+    refusals().then((said) => console.log(JSON.stringify({ torch: et.versions().torch, cuda: et.cuda.isAvailable(), nccl, said })));`;
   const out = run(process.execPath, ['-e', probe], { cwd: project, env: buildEnv, capture: true });
   const loaded = JSON.parse(out.trim().split('\n').pop());
   const expected = (/^__version__\s*=\s*'([^'+]+)/m.exec(fs.readFileSync(path.join(TORCH, 'version.py'), 'utf8')) || [])[1];
   if (loaded.torch !== expected) fail(`[${label}] the addon reports torch ${loaded.torch}, expected ${expected}`);
   const ldd = spawnSync('ldd', [path.join(project, 'build', 'Release', 'extrema.node')], { encoding: 'utf8' });
   if (ldd.status === 0 && !/libtorch_cuda\.so/.test(ldd.stdout)) fail(`[${label}] the addon does not link libtorch_cuda.so: CUDA kernels would not register`);
-  log(`[${label}] OK in ${seconds}s: built against torch ${loaded.torch}, cuda.isAvailable() = ${loaded.cuda}`);
+  if (expectNccl && !loaded.nccl) fail(`[${label}] built without NCCL although a CUDA toolkit and the nvidia wheels' headers are here (see the "extrema: torch.distributed" line of the build output)`);
+  if (loaded.said) {
+    const [js, nat] = loaded.said;
+    if (!/Expected a CUDA device for backend "nccl"/.test(js)) fail(`[${label}] backend "nccl" without a GPU: ${js}`);
+    if (!/no GPUs found/.test(nat)) fail(`[${label}] the native NCCL group without a GPU: ${nat}`);
+  }
+  log(`[${label}] OK in ${seconds}s: built against torch ${loaded.torch}, cuda.isAvailable() = ${loaded.cuda}, NCCL ${loaded.nccl ? 'built in' : 'not built (Gloo alone)'}${loaded.said ? `; without a GPU it refuses: ${loaded.said.join(' / ')}` : ''}`);
 }
 
 function main() {
@@ -157,8 +182,8 @@ function main() {
   fs.mkdirSync(SCRATCH, { recursive: true });
   installTorch();
   const toolkit = toolkitDirs();
-  buildAndLoad('no-toolkit', hiddenToolkitEnv(toolkit));
-  if (toolkit.bins.length > 0) buildAndLoad('toolkit', process.env);
+  buildAndLoad('no-toolkit', hiddenToolkitEnv(toolkit), false);
+  if (toolkit.bins.length > 0) buildAndLoad('toolkit', process.env, toolkit.roots.length > 0);
   else log('no CUDA toolkit on this machine: skipped the build with one');
   log(`all builds passed (scratch folder: ${SCRATCH})`);
 }

@@ -24,6 +24,10 @@ export class GradientReducer {
     for (const [what, v] of [['bucketBytes', bucketBytes], ['firstBucketBytes', firstBucketBytes]] as const) {
       if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`Expected a positive integer for "${what}" but received ${String(v)}`);
     }
+    const device = params[0]?.device;
+    const other = params.find((p) => p.device !== device);
+    if (other !== undefined) throw new Error(`Expected every parameter on one device for the gradient reducer but received ${device} and ${other.device}`);
+    if (device?.startsWith('cuda') && !group.nccl) throw new Error(`Expected CPU parameters for a group without NCCL but received ${device} ones; initialise the group with backend "nccl"`);
     const r = native.distReducerCreate(group._handle, params.map((p) => p.id), bucketBytes, firstBucketBytes);
     this.id = r.id;
     this.buckets = r.buckets;

@@ -1,9 +1,14 @@
-// A group of processes training together over torch.distributed's Gloo
-// backend (CPU tensors). Each collective returns a Promise: the work runs on
-// Gloo's threads while the event loop stays free. Until a collective's
-// Promise settles, its tensors belong to it: do not read, write or dispose
-// them in between (the native side keeps the storage alive regardless).
+// A group of processes training together over torch.distributed: Gloo for
+// CPU tensors, and NCCL for CUDA tensors where the addon was built with it
+// and a GPU is present (torch's "cpu:gloo,cuda:nccl"). Each collective
+// returns a Promise. Gloo's work runs on Gloo's threads while the event loop
+// stays free; until its Promise settles, its tensors belong to it: do not
+// read, write or dispose them in between (the native side keeps the storage
+// alive regardless). NCCL's work is queued on NCCL's stream and the
+// Promise settles at once: the current stream waits for it, so whatever is
+// queued next on the device sees the result (torch's work.wait()).
 import { native } from '../native';
+import { cuda } from './device-runtime';
 import type { Tensor } from '../tensor/tensor';
 import { isTensor } from '../tensor/tensor';
 import { emptyLike } from '../tensor/creation';
@@ -21,26 +26,61 @@ export interface InitOptions extends Partial<WorldOptions> {
   timeoutMs?: number;
   /** Store keys of this group start with it, apart from others on the same store (default 'extrema/'). */
   prefix?: string;
+  /**
+   * 'auto' (default): Gloo, plus NCCL for CUDA tensors where this build has
+   * NCCL and this machine a GPU; 'nccl': the same, an error where NCCL cannot
+   * be had; 'gloo': Gloo alone (CUDA tensors are refused).
+   */
+  backend?: Backend;
 }
+
+export const BACKENDS = ['auto', 'gloo', 'nccl'] as const;
+export type Backend = (typeof BACKENDS)[number];
 
 /** Whether this build of the addon has torch.distributed's backends. */
 export function available(): { gloo: boolean; nccl: boolean } {
   return native.distAvailable();
 }
 
-function checkTensor(t: unknown, what: string): Tensor {
-  if (!isTensor(t)) throw new TypeError(`Expected a Tensor for ${what} but received ${t === null ? 'null' : typeof t}`);
-  if (t.isDisposed) throw new Error(`The tensor given as ${what} has been disposed`);
-  if (t.device !== 'cpu') throw new Error(`The Gloo backend reduces CPU tensors, but ${what} is on ${t.device}; NCCL (CUDA) is not built into this addon yet`);
-  if (!t.isContiguous) throw new Error(`Expected a contiguous tensor for ${what} (call .contiguous() first) but received one with strides [${t.strides.join(', ')}]`);
-  return t;
+/** Whether a group initialised with `backend` gets NCCL; throws where 'nccl' cannot be had. */
+function wantsNccl(backend: Backend): boolean {
+  const built = available().nccl;
+  if (backend === 'nccl') {
+    if (!built) throw new Error('Expected an addon built with NCCL for backend "nccl", but this one has Gloo alone: build against a CUDA libtorch with the CUDA and NCCL headers at hand (README: Installing with CUDA), or use backend "gloo"');
+    if (!cuda.isAvailable()) throw new Error('Expected a CUDA device for backend "nccl", but this machine has none; use backend "gloo" (CPU tensors)');
+    return true;
+  }
+  return backend === 'auto' && built && cuda.isAvailable();
 }
-
 export class ProcessGroup {
   private id: number | null;
 
-  private constructor(id: number, readonly rank: number, readonly size: number, readonly localRank: number) {
+  private constructor(
+    id: number,
+    readonly rank: number,
+    readonly size: number,
+    readonly localRank: number,
+    /** Whether CUDA tensors can be reduced: the group has an NCCL backend beside Gloo. */
+    readonly nccl: boolean,
+  ) {
     this.id = id;
+  }
+
+  private checkTensor(t: unknown, what: string): Tensor {
+    if (!isTensor(t)) throw new TypeError(`Expected a Tensor for ${what} but received ${t === null ? 'null' : typeof t}`);
+    if (t.isDisposed) throw new Error(`The tensor given as ${what} has been disposed`);
+    const device = t.device;
+    if (device.startsWith('cuda')) {
+      if (!this.nccl) throw new Error(`Expected a CPU tensor for ${what} but received one on ${device}: this group has Gloo alone (${available().nccl ? 'initialise it with backend "nccl" or "auto" on a machine with a GPU' : 'this addon was built without NCCL'})`);
+    } else if (device !== 'cpu') {
+      throw new Error(`Expected a CPU${this.nccl ? ' or CUDA' : ''} tensor for ${what} but received one on ${device}`);
+    }
+    if (!t.isContiguous) throw new Error(`Expected a contiguous tensor for ${what} (call .contiguous() first) but received one with strides [${t.strides.join(', ')}]`);
+    return t;
+  }
+
+  private sameDevice(t: Tensor, like: Tensor, what: string): void {
+    if (t.device !== like.device) throw new Error(`Expected ${what} on ${like.device} like the others but received one on ${t.device}`);
   }
 
   /**
@@ -61,14 +101,15 @@ export class ProcessGroup {
     const agentStore = options.agentStore ?? fromEnv?.agentStore ?? false;
     const timeoutMs = intInRange(options.timeoutMs ?? 30 * 60_000, '"timeoutMs"', 1);
     const prefix = options.prefix ?? 'extrema/';
+    const nccl = wantsNccl(oneOf(options.backend ?? 'auto', '"backend"', BACKENDS));
     if (typeof masterAddr !== 'string' || masterAddr === '') throw new TypeError(`Expected a host name for "masterAddr" but received ${JSON.stringify(masterAddr)}`);
     let id: number;
     try {
-      id = await native.distInit({ host: masterAddr, port: masterPort, rank, size: worldSize, isServer: rank === 0 && !agentStore, timeoutMs, prefix });
+      id = await native.distInit({ host: masterAddr, port: masterPort, rank, size: worldSize, isServer: rank === 0 && !agentStore, timeoutMs, prefix, nccl });
     } catch (e) {
       throw new Error(`Rank ${rank} of ${worldSize} could not join the group at ${masterAddr}:${masterPort}: ${(e as Error).message}`, { cause: e });
     }
-    return new ProcessGroup(id, rank, worldSize, localRank);
+    return new ProcessGroup(id, rank, worldSize, localRank, nccl);
   }
 
   /** Runs a collective; a failure says which one, on which rank, and what usually causes it. */
@@ -94,7 +135,7 @@ export class ProcessGroup {
 
   /** Reduces `t` over all ranks, in place on every rank ('avg': the sum divided by size, floating tensors only). */
   async allReduce(t: Tensor, op: ReduceOp = 'sum'): Promise<void> {
-    checkTensor(t, 'the all-reduce tensor');
+    this.checkTensor(t, 'the all-reduce tensor');
     oneOf(op, '"op" of allReduce', REDUCE_OPS);
     if (op === 'avg' && !['float32', 'float64', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected a floating tensor to average but received ${t.dtype}; use 'sum'`);
     await this.run('all-reduce', native.distAllReduce(this.handle, [t.id], op === 'avg' ? 'sum' : op));
@@ -103,14 +144,14 @@ export class ProcessGroup {
 
   /** Every rank's `t` becomes root's. */
   async broadcast(t: Tensor, root = 0): Promise<void> {
-    checkTensor(t, 'the broadcast tensor');
+    this.checkTensor(t, 'the broadcast tensor');
     intInRange(root, '"root" of broadcast', 0, this.size - 1);
     await this.run('broadcast', native.distBroadcast(this.handle, [t.id], root));
   }
 
   /** Every rank's `t`, in rank order, as new tensors (the caller disposes them). */
   async allGather(t: Tensor): Promise<Tensor[]> {
-    checkTensor(t, 'the all-gather tensor');
+    this.checkTensor(t, 'the all-gather tensor');
     const outputs = Array.from({ length: this.size }, () => emptyLike(t));
     try {
       await this.run('all-gather', native.distAllGather(this.handle, outputs.map((o) => o.id), t.id));
@@ -123,10 +164,11 @@ export class ProcessGroup {
 
   /** output <- op over ranks of inputs[rank]; inputs has one tensor per rank, each shaped like output. */
   async reduceScatter(output: Tensor, inputs: Tensor[], op: Exclude<ReduceOp, 'avg'> = 'sum'): Promise<void> {
-    checkTensor(output, 'the reduce-scatter output');
+    this.checkTensor(output, 'the reduce-scatter output');
     if (!Array.isArray(inputs) || inputs.length !== this.size) throw new RangeError(`Expected ${this.size} input tensors (one per rank) for reduceScatter but received ${Array.isArray(inputs) ? inputs.length : typeof inputs}`);
     inputs.forEach((t, i) => {
-      checkTensor(t, `reduce-scatter input ${i}`);
+      this.checkTensor(t, `reduce-scatter input ${i}`);
+      this.sameDevice(t, output, `reduce-scatter input ${i}`);
       if (t.dtype !== output.dtype || t.shape.join() !== output.shape.join()) throw new RangeError(`Expected reduce-scatter input ${i} to be ${output.dtype} [${output.shape.join(', ')}] like the output but received ${t.dtype} [${t.shape.join(', ')}]`);
     });
     oneOf(op, '"op" of reduceScatter', ['sum', 'max', 'min', 'product'] as const);

@@ -46,3 +46,12 @@ export function worldFromEnv(env: Env = process.env): WorldOptions | null {
   const masterPort = intVar(env, 'MASTER_PORT', 1, 65535);
   return { rank, worldSize, localRank, masterAddr, masterPort, agentStore: env.TORCHELASTIC_USE_AGENT_STORE === 'True' };
 }
+
+/**
+ * The device a rank trains on: a bare "cuda" means the rank's own GPU,
+ * cuda:LOCAL_RANK (what torchrun scripts get from set_device(local_rank));
+ * an explicit one ("cuda:0", "cpu") stays as given.
+ */
+export function rankDevice(device: string, localRank: number): string {
+  return device === 'cuda' ? `cuda:${localRank}` : device;
+}

@@ -23,7 +23,7 @@ import { StaticPretrainStep } from './graph-step';
 import type { Tensor } from '../tensor/tensor';
 import { ProcessGroup } from '../runtime/process-group';
 import { DistributedDataParallel } from '../distributed/ddp';
-import { worldFromEnv } from '../runtime/world-env';
+import { rankDevice, worldFromEnv } from '../runtime/world-env';
 
 export { CHECKPOINT_FILE };
 
@@ -76,11 +76,15 @@ export interface PretrainResult {
 }
 
 export async function pretrain(input: PretrainConfigInput | PretrainConfig, hooks: PretrainHooks = {}, options: PretrainOptions = {}): Promise<PretrainResult> {
-  const cfg = pretrainConfig(input as PretrainConfigInput);
+  const parsed = pretrainConfig(input as PretrainConfigInput);
   const ownGroup = options.group === undefined && worldFromEnv() !== null;
-  const group = ownGroup ? await ProcessGroup.init() : options.group ?? null;
+  const onCuda = parsed.device.startsWith('cuda');
+  // CUDA gradients and losses go over NCCL; a CPU run needs only Gloo.
+  const group = ownGroup ? await ProcessGroup.init({ backend: onCuda ? 'nccl' : 'gloo' }) : options.group ?? null;
   try {
-    return await pretrainIn(cfg, group !== null && group.size > 1 ? group : null, hooks, options);
+    const distributed = group !== null && group.size > 1 ? group : null;
+    const cfg = distributed === null ? parsed : { ...parsed, device: rankDevice(parsed.device, distributed.localRank) };
+    return await pretrainIn(cfg, distributed, hooks, options);
   } finally {
     if (ownGroup) group?.destroy();
   }

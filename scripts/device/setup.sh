@@ -21,4 +21,4 @@ python3 -c 'import safetensors' 2>/dev/null || export PYTHONPATH="$PWD/.device/p
 stamp "unpacked"
 export Torch_DIR="$(python3 -c 'import torch, os; print(os.path.join(torch.utils.cmake_prefix_path, "Torch"))')"
 timeout 240 node scripts/build-native.js --force > "$OUT/build.log" 2>&1 || { stamp "build failed"; tail -50 "$OUT/build.log"; exit 1; }
-stamp "built"
+stamp "built: $(grep -o 'extrema: torch.distributed.*' "$OUT/build.log" | head -1)"

@@ -5,43 +5,15 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as et from '../../lib';
 import { spawnRanks } from './spawn-ranks';
+import { assertCollectives } from './expect-collectives';
 import { freePort } from '../helpers/net';
-
-const valuesOf = (rank: number) => [rank + 1, -2 * rank, 3, rank * rank + 0.5].map((v) => Math.round(v * 2) / 2);
-const DTYPES = ['float32', 'float64', 'int32', 'int64'];
+import { GradientReducer } from '../../lib/runtime/gradient-reducer';
 
 const skip = et.distributed.available().gloo ? false : 'this build has no torch.distributed';
 
 for (const size of [2, 3]) {
   test(`${size} ranks: all-reduce (sum, max, min, product, avg), broadcast, all-gather and reduce-scatter give every rank the expected values for each dtype`, { skip, timeout: 120_000 }, async () => {
-    const exits = await spawnRanks('collectives', size);
-    for (const e of exits) assert.equal(e.code, 0, `rank ${e.rank} failed: ${e.stderr}`);
-    for (const e of exits) {
-      const r = e.result!;
-      assert.equal(r.rank, e.rank);
-      assert.equal(r.size, size);
-      for (const dtype of DTYPES) {
-        const int = dtype.startsWith('int');
-        const rows = Array.from({ length: size }, (_, q) => valuesOf(q).map((v) => (int ? Math.trunc(v) : v)));
-        const column = (i: number) => rows.map((row) => row[i]!);
-        const expect: Record<string, number[]> = {
-          sum: [0, 1, 2, 3].map((i) => column(i).reduce((a, b) => a + b, 0)),
-          max: [0, 1, 2, 3].map((i) => Math.max(...column(i))),
-          min: [0, 1, 2, 3].map((i) => Math.min(...column(i))),
-          product: [0, 1, 2, 3].map((i) => column(i).reduce((a, b) => a * b, 1)),
-        };
-        if (!int) expect.avg = expect.sum!.map((v) => v / size);
-        for (const [op, want] of Object.entries(expect)) {
-          const got = r[`allReduce/${dtype}/${op}`] as number[];
-          assert.deepEqual(got.map((v) => +v.toPrecision(6)), want.map((v) => +(v + 0).toPrecision(6)), `rank ${e.rank} all-reduce ${op} ${dtype}`);
-        }
-        assert.deepEqual(r[`broadcast/${dtype}`], rows[size - 1]!.map((v) => v + 0), `rank ${e.rank} broadcast ${dtype}`);
-        assert.deepEqual(r[`allGather/${dtype}`], rows.map((row) => row.map((v) => v + 0)), `rank ${e.rank} all-gather ${dtype}`);
-        assert.deepEqual(r[`reduceScatter/${dtype}`], [0, 1, 2, 3].map((i) => column(i).reduce((a, b) => a + b, 0) * (e.rank + 1)), `rank ${e.rank} reduce-scatter ${dtype}`);
-      }
-      assert.equal(r.bigSum, 4_000_000 * size);
-      assert.equal(r.settledAfterOneTurn, false, 'the all-reduce of 16 MB finished within one turn of the event loop: it ran on the JS thread');
-    }
+    assertCollectives(await spawnRanks('collectives', size), size, { onHostThreads: true });
   });
 }
 
@@ -64,6 +36,8 @@ test('init refuses a bad world description with errors naming the variable or op
   assert.throws(() => worldFromEnv({ WORLD_SIZE: 'two', RANK: '0', MASTER_PORT: '1' }), /WORLD_SIZE but received "two"/);
   assert.deepEqual(worldFromEnv({ WORLD_SIZE: '4', RANK: '3', LOCAL_RANK: '1', MASTER_ADDR: 'node0', MASTER_PORT: '29500', TORCHELASTIC_USE_AGENT_STORE: 'True' }),
     { rank: 3, worldSize: 4, localRank: 1, masterAddr: 'node0', masterPort: 29500, agentStore: true });
+  // a bare "cuda" is the rank's own GPU; an explicit device stays
+  assert.deepEqual([et.distributed.rankDevice('cuda', 3), et.distributed.rankDevice('cuda:0', 3), et.distributed.rankDevice('cpu', 1)], ['cuda:3', 'cuda:0', 'cpu']);
   await assert.rejects(ProcessGroup.init({ worldSize: 2, rank: 5, masterPort: 1 }), /"rank"/);
   // nobody serves the store: the connection attempt gives up after the timeout with an error
   await assert.rejects(ProcessGroup.init({ worldSize: 2, rank: 1, masterPort: 9, timeoutMs: 1500 }), /Rank 1 of 2 could not join the group at 127\.0\.0\.1:9/);
@@ -86,8 +60,35 @@ test('collectives refuse bad tensors and arguments with errors naming them, and 
     await assert.rejects(g.broadcast(t, 1), /"root" of broadcast/);
     await assert.rejects(g.reduceScatter(et.zeros([4]), [t, t]), /Expected 1 input tensors \(one per rank\) for reduceScatter but received 2/);
     await assert.rejects(g.reduceScatter(et.zeros([3]), [t]), /Expected reduce-scatter input 0 to be float32 \[3\] like the output but received float32 \[4\]/);
+    // neither Gloo nor NCCL reduces tensors on other devices
+    const meta = et.ones([4], { device: 'meta' });
+    await assert.rejects(g.allReduce(meta), /Expected a CPU (or CUDA )?tensor for the all-reduce tensor but received one on meta/);
+    await assert.rejects(g.reduceScatter(et.zeros([4]), [meta]), /Expected a CPU (or CUDA )?tensor for reduce-scatter input 0 but received one on meta/);
+    const w = et.ones([2]).requiresGrad_(true);
+    const metaW = et.ones([2], { device: 'meta' }).requiresGrad_(true);
+    assert.throws(() => new GradientReducer(g, [w, metaW]), /Expected every parameter on one device for the gradient reducer but received cpu and meta/);
   } finally {
     g.destroy();
   }
   await assert.rejects(g.barrier(), /This process group has been destroyed/);
+});
+
+test('the backend option: Gloo alone for CPU runs, NCCL refused with the reason where it cannot be had', { skip }, async () => {
+  const { ProcessGroup, available } = et.distributed;
+  const port = await freePort();
+  await assert.rejects(ProcessGroup.init({ worldSize: 1, rank: 0, masterPort: port, backend: 'mpi' as never }), /Expected one of auto, gloo, nccl for "backend" but received the string "mpi"/);
+  if (!available().nccl) {
+    await assert.rejects(ProcessGroup.init({ worldSize: 1, rank: 0, masterPort: port, backend: 'nccl' }), /Expected an addon built with NCCL for backend "nccl", but this one has Gloo alone/);
+  } else if (!et.cuda.isAvailable()) {
+    await assert.rejects(ProcessGroup.init({ worldSize: 1, rank: 0, masterPort: port, backend: 'nccl' }), /Expected a CUDA device for backend "nccl", but this machine has none/);
+  }
+  const g = await ProcessGroup.init({ worldSize: 1, rank: 0, masterPort: port, timeoutMs: 10_000, backend: 'gloo' });
+  try {
+    assert.equal(g.nccl, false);
+    const t = et.tensor([1, 2]);
+    await g.allReduce(t);
+    assert.deepEqual(t.toArray(), [1, 2]);
+  } finally {
+    g.destroy();
+  }
 });
