@@ -421,8 +421,13 @@ Napi::Value DistReducerDispose(const Napi::CallbackInfo& info) {
 // what it needs alive until it completes.
 Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
   double id = ToDouble(info[0], "process group");
-  GetGroup(info[0]);
+  auto nccl = GetGroup(info[0]).nccl;
   g_groups[static_cast<size_t>(id)].reset();
+  // NCCL's communicators are finalised as torch's destroy_process_group()
+  // does (queued work finishes first); dropped without it, its destructor
+  // aborts them and warns. The slot is gone first, so a failure here
+  // leaves no half-destroyed group behind.
+  if (nccl) nccl->shutdown();
   return info.Env().Undefined();
 }
 

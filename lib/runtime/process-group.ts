@@ -52,6 +52,7 @@ function wantsNccl(backend: Backend): boolean {
   }
   return backend === 'auto' && built && cuda.isAvailable();
 }
+
 export class ProcessGroup {
   private id: number | null;
 
