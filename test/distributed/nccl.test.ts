@@ -15,7 +15,7 @@ import { freePort } from '../helpers/net';
 const { available } = et.distributed;
 const skip = !available().nccl ? 'this build has no NCCL' : !et.cuda.isAvailable() ? 'no CUDA device' : false;
 const ranks = () => Math.min(et.cuda.deviceCount(), 2);
-const CUDA = { TEST_DEVICE: 'cuda', TEST_BACKEND: 'nccl' };
+const CUDA = { TEST_DEVICE: 'cuda' }; // rank-worker.ts then asks for backend 'nccl'
 
 test('NCCL collectives on CUDA tensors give every rank the expected values for each dtype', { skip, timeout: 180_000 }, async () => {
   const size = ranks();

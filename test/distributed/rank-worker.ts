@@ -108,7 +108,7 @@ const SCENARIOS: Record<string, (g: ProcessGroup) => Promise<Result>> = { collec
 
 (async () => {
   const name = process.argv[2]!;
-  const backend = (process.env.TEST_BACKEND ?? 'auto') as et.distributed.Backend;
+  const backend = (process.env.TEST_BACKEND ?? (DEVICE === 'cpu' ? 'gloo' : 'nccl')) as et.distributed.Backend;
   const g = await et.distributed.init({ timeoutMs: Number(process.env.TEST_TIMEOUT_MS ?? 60_000), backend });
   if (et.distributed.group() !== g) throw new Error('init() did not set the default group');
   await assert.rejects(et.distributed.init(), /already belongs to a group \(rank \d of \d\)/);
