@@ -26,7 +26,7 @@ stamp "ops + parity on cuda rc=$?"
 
 # NCCL (issue 13): collectives on CUDA tensors, the Reducer on CUDA gradients, and
 # 2 ranks vs 1 process where the machine has 2 GPUs; skipped where the build has no NCCL
-timeout 150 node --test dist/test/distributed/nccl.test.js > "$OUT/nccl.log" 2>&1
+timeout 90 node --test dist/test/distributed/nccl.test.js > "$OUT/nccl.log" 2>&1
 stamp "nccl rc=$?"
 
 timeout 100 node dist/lib/cli/main.js pretrain --preset demo --device cuda --out "$OUT/demo-pretrain" --quiet > "$OUT/demo-pretrain.log" 2>&1
