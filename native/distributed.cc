@@ -221,7 +221,20 @@ Napi::Value Settle(Napi::Env env, c10::intrusive_ptr<c10d::Work> work) {
   // The callback may run right here (already complete) or on a Gloo thread;
   // either way the Promise settles later, on the JS thread.
   future->addCallback([tsfn, deferred, work](c10::ivalue::Future& f) mutable {
-    std::string error = f.hasError() ? f.tryRetrieveErrorMessage() : std::string();
+    std::string error;
+    if (f.hasError()) {
+      // The message without c10's backtrace, as every other error reaches JS.
+      try {
+        std::rethrow_exception(f.exception_ptr());
+      } catch (const c10::Error& e) {
+        error = e.what_without_backtrace();
+      } catch (const std::exception& e) {
+        error = e.what();
+      } catch (...) {
+        error = "the collective failed with an unknown error";
+      }
+      if (error.empty()) error = "the collective failed";
+    }
     tsfn.NonBlockingCall([deferred, error = std::move(error)](Napi::Env env, Napi::Function) {
       if (error.empty()) {
         deferred->Resolve(env.Undefined());

@@ -113,10 +113,15 @@ export class ProcessGroup {
     return new ProcessGroup(id, rank, worldSize, localRank, nccl);
   }
 
-  /** Runs a collective; a failure says which one, on which rank, and what usually causes it. */
-  private async run(what: string, work: Promise<void>): Promise<void> {
+  /**
+   * Runs a collective; a failure says which one, on which rank, and what
+   * usually causes it, whether the native call throws (NCCL reports some
+   * failures as it queues the work) or its Promise rejects.
+   */
+  private async run(what: string, start: (group: number) => Promise<void>): Promise<void> {
+    const group = this.handle;
     try {
-      await work;
+      await start(group);
     } catch (e) {
       const m = (e as Error).message;
       const hint = /closed|reset|broken pipe|timed out|timeout/i.test(m) ? ' (another rank has probably died or stalled; its own output says why)' : '';
@@ -139,7 +144,7 @@ export class ProcessGroup {
     this.checkTensor(t, 'the all-reduce tensor');
     oneOf(op, '"op" of allReduce', REDUCE_OPS);
     if (op === 'avg' && !['float32', 'float64', 'float16', 'bfloat16'].includes(t.dtype)) throw new TypeError(`Expected a floating tensor to average but received ${t.dtype}; use 'sum'`);
-    await this.run('all-reduce', native.distAllReduce(this.handle, [t.id], op === 'avg' ? 'sum' : op));
+    await this.run('all-reduce', (g) => native.distAllReduce(g, [t.id], op === 'avg' ? 'sum' : op));
     if (op === 'avg') t.div_(this.size);
   }
 
@@ -147,7 +152,7 @@ export class ProcessGroup {
   async broadcast(t: Tensor, root = 0): Promise<void> {
     this.checkTensor(t, 'the broadcast tensor');
     intInRange(root, '"root" of broadcast', 0, this.size - 1);
-    await this.run('broadcast', native.distBroadcast(this.handle, [t.id], root));
+    await this.run('broadcast', (g) => native.distBroadcast(g, [t.id], root));
   }
 
   /** Every rank's `t`, in rank order, as new tensors (the caller disposes them). */
@@ -155,7 +160,7 @@ export class ProcessGroup {
     this.checkTensor(t, 'the all-gather tensor');
     const outputs = Array.from({ length: this.size }, () => emptyLike(t));
     try {
-      await this.run('all-gather', native.distAllGather(this.handle, outputs.map((o) => o.id), t.id));
+      await this.run('all-gather', (g) => native.distAllGather(g, outputs.map((o) => o.id), t.id));
     } catch (e) {
       for (const o of outputs) o.dispose();
       throw e;
@@ -173,12 +178,12 @@ export class ProcessGroup {
       if (t.dtype !== output.dtype || t.shape.join() !== output.shape.join()) throw new RangeError(`Expected reduce-scatter input ${i} to be ${output.dtype} [${output.shape.join(', ')}] like the output but received ${t.dtype} [${t.shape.join(', ')}]`);
     });
     oneOf(op, '"op" of reduceScatter', ['sum', 'max', 'min', 'product'] as const);
-    await this.run('reduce-scatter', native.distReduceScatter(this.handle, output.id, inputs.map((t) => t.id), op));
+    await this.run('reduce-scatter', (g) => native.distReduceScatter(g, output.id, inputs.map((t) => t.id), op));
   }
 
   /** Resolves once every rank has reached it. */
   async barrier(): Promise<void> {
-    await this.run('barrier', native.distBarrier(this.handle));
+    await this.run('barrier', (g) => native.distBarrier(g));
   }
 
   /** A small value for every rank to read (a failing rank's reason). */

@@ -60,6 +60,12 @@ test('collectives refuse bad tensors and arguments with errors naming them, and 
     await assert.rejects(g.broadcast(t, 1), /"root" of broadcast/);
     await assert.rejects(g.reduceScatter(et.zeros([4]), [t, t]), /Expected 1 input tensors \(one per rank\) for reduceScatter but received 2/);
     await assert.rejects(g.reduceScatter(et.zeros([3]), [t]), /Expected reduce-scatter input 0 to be float32 \[3\] like the output but received float32 \[4\]/);
+    // what Gloo refuses on its own comes back named, without c10's backtrace
+    await assert.rejects(g.allReduce(et.ones([2], { dtype: 'int16' }), 'max'), (e: Error) => {
+      assert.match(e.message, /^all-reduce failed on rank 0 of 1: .*scalar type/);
+      assert.doesNotMatch(e.message, /Exception raised from/);
+      return true;
+    });
     // neither Gloo nor NCCL reduces tensors on other devices
     const meta = et.ones([4], { device: 'meta' });
     await assert.rejects(g.allReduce(meta), /Expected a CPU (or CUDA )?tensor for the all-reduce tensor but received one on meta/);
