@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include <exception>
 #include <string>
 
 // Thread-local state on the per-op path uses the initial-exec model: a plain
@@ -39,6 +40,21 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
     throw Napi::Error::New(info.Env(), e.what());
   } catch (...) {
     throw Napi::Error::New(info.Env(), "unknown native error");
+  }
+}
+
+// The message of a failure caught off the JS thread (an AsyncWorker's
+// Execute, a c10d future), worded as Guarded words it: c10's without the
+// backtrace. Pass std::current_exception() inside a catch (...).
+inline std::string ErrorMessage(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "unknown native error";
   }
 }
 

@@ -128,12 +128,9 @@ class InitWorker : public Napi::AsyncWorker {
       }
       group_->rank = o_.rank;
       group_->size = o_.size;
-    } catch (const c10::Error& e) {
+    } catch (...) {
       group_.reset();
-      SetError(e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      group_.reset();
-      SetError(e.what());
+      SetError(ErrorMessage(std::current_exception()));
     }
   }
   void OnOK() override {
@@ -182,10 +179,8 @@ class WaitWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       work_->wait();
-    } catch (const c10::Error& e) {
-      SetError(e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      SetError(e.what());
+    } catch (...) {
+      SetError(ErrorMessage(std::current_exception()));
     }
   }
   void OnOK() override {
@@ -223,17 +218,8 @@ Napi::Value Settle(Napi::Env env, c10::intrusive_ptr<c10d::Work> work) {
   future->addCallback([tsfn, deferred, work](c10::ivalue::Future& f) mutable {
     std::string error;
     if (f.hasError()) {
-      // The message without c10's backtrace, as every other error reaches JS.
-      try {
-        std::rethrow_exception(f.exception_ptr());
-      } catch (const c10::Error& e) {
-        error = e.what_without_backtrace();
-      } catch (const std::exception& e) {
-        error = e.what();
-      } catch (...) {
-        error = "the collective failed with an unknown error";
-      }
-      if (error.empty()) error = "the collective failed";
+      error = ErrorMessage(f.exception_ptr());
+      if (error.empty()) error = "the collective failed";  // empty means success below
     }
     tsfn.NonBlockingCall([deferred, error = std::move(error)](Napi::Env env, Napi::Function) {
       if (error.empty()) {

@@ -83,10 +83,8 @@ class ReadbackWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       result_ = ContiguousCpu(tensor_);
-    } catch (const c10::Error& e) {
-      SetError(e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      SetError(e.what());
+    } catch (...) {
+      SetError(ErrorMessage(std::current_exception()));
     }
   }
   void OnOK() override {
