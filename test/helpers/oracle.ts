@@ -2,9 +2,11 @@
 // as safetensors files, read on the Python side by the `safetensors` package.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadSafetensors, saveSafetensors, type Tensor } from '../../lib';
+import { tmpDir } from './tmp-dir';
+
+export { tmpDir };
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const LOCAL_SITE = path.join(ROOT, '.libtorch', 'site');
@@ -23,10 +25,6 @@ export function pythonEnv(): NodeJS.ProcessEnv {
   const local = { ...plain, PYTHONPATH: LOCAL_SITE + (plain.PYTHONPATH ? path.delimiter + plain.PYTHONPATH : '') };
   if (probe(local)) return (cachedEnv = local);
   throw new Error('PyTorch for python3 is missing: run "npm test" (its pretest step installs it) or install torch and safetensors');
-}
-
-export function tmpDir(prefix = 'extrema-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
 /** Runs an oracle script: python3 <script> <spec.json> <inputs.safetensors> <outputs.safetensors>. */

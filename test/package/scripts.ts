@@ -1,8 +1,8 @@
 // Typed handles on the install scripts (plain CommonJS under scripts/, which
 // ship in the package and run before any TypeScript is built).
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { tmpDir as sweptTmpDir } from '../helpers/tmp-dir';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
 
@@ -70,7 +70,7 @@ export function projectTorch(): { root: string; libDir: string } {
 }
 
 export function tmpDir(prefix = 'extrema-package-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return sweptTmpDir(prefix);
 }
 
 export function writeFiles(dir: string, files: Record<string, string>): void {
