@@ -16,7 +16,10 @@ export {
   type Conv2dOptions, type AttentionOptions, type CrossEntropyOptions, type Reduction,
 } from './tensor/functional';
 export * as functional from './tensor/functional';
-export { packLinearWeight, packedLinear, packedLinearAvailable, type PackedActivation } from './tensor/packed-linear';
+export {
+  packLinearWeight, packedLinear, packedLinearAvailable, packedKernelAvailable, defaultPackedKernel, packedKernelOf, PACKED_KERNELS,
+  type PackedActivation, type PackedKernel,
+} from './tensor/packed-linear';
 /** Every ATen operator overload, generated from libtorch's schemas. */
 export * as aten from './tensor/ops.generated';
 export * as autograd from './autograd';

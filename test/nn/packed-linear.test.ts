@@ -1,17 +1,92 @@
-// oneDNN-packed Linear layers for inference (lib/tensor/packed-linear.ts,
-// Linear.packForInference, nn.packForInference): values against PyTorch's
-// F.linear / F.gelu, the fallbacks (gradients on, other dtypes), staleness
-// after in-place and replacing changes, the ViT encoder end to end, memory,
-// and bad input.
+// Packed Linear layers for inference (lib/tensor/packed-linear.ts,
+// native/panel_linear.cc, Linear.packForInference, nn.packForInference):
+// both kernels' values against PyTorch's F.linear / F.gelu over the shapes
+// their tiling splits differently, the fallbacks (gradients on, other
+// dtypes), staleness after in-place and replacing changes, the ViT encoder
+// end to end, memory, and bad input.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as et from '../../lib';
 import { runOracle } from '../helpers/oracle';
 import { assertClose, assertCloseToScale } from '../helpers/compare';
 
 const { Linear, Mlp, VisionTransformer, packForInference, unpackAll, withPackedLinears } = et.nn;
 const available = et.packedLinearAvailable();
-const skip = available ? false : 'this libtorch has no oneDNN';
+const skip = available ? false : 'neither packed kernel runs here';
+const kernels = et.PACKED_KERNELS.filter(et.packedKernelAvailable);
+
+test('the default kernel is panels on an AVX-512 CPU, else oneDNN; EXTREMA_PACKED_LINEAR picks one', () => {
+  const avx512 = process.platform === 'linux' && /avx512f/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+  assert.equal(et.packedKernelAvailable('panels'), process.arch === 'x64' && avx512);
+  assert.equal(et.defaultPackedKernel(), kernels[0] ?? null);
+  const saved = process.env.EXTREMA_PACKED_LINEAR;
+  try {
+    process.env.EXTREMA_PACKED_LINEAR = 'onednn';
+    assert.equal(et.defaultPackedKernel(), et.packedKernelAvailable('onednn') ? 'onednn' : null);
+    process.env.EXTREMA_PACKED_LINEAR = 'mkl';
+    assert.throws(() => et.defaultPackedKernel(), /Expected one of panels, onednn for EXTREMA_PACKED_LINEAR but received the string "mkl"/);
+  } finally {
+    if (saved === undefined) delete process.env.EXTREMA_PACKED_LINEAR;
+    else process.env.EXTREMA_PACKED_LINEAR = saved;
+  }
+});
+
+// Rows: 1 (a lone class token), 5 and 49 (one block, tiles of 5-6 rows), 97
+// and 200 (blocks of even height); widths across panel edges (64, 70, 160);
+// depths that are not a multiple of anything (33).
+const SHAPES: [number[], number, number][] = [[[1, 192], 192, 768], [[5, 33], 33, 70], [[49, 192], 192, 192], [[2, 49, 96], 96, 160], [[97, 64], 64, 64], [[200, 33], 33, 130]];
+
+for (const kernel of kernels) {
+  test(`the ${kernel} kernel matches PyTorch's F.linear and F.gelu(F.linear) across tile and panel edges`, () => {
+    et.manualSeed(13);
+    const cases: { name: string; inputs: string[]; py: string; grad: boolean }[] = [];
+    const inputs = new Map<string, et.Tensor>();
+    const ours = new Map<string, et.Tensor>();
+    SHAPES.forEach(([xShape, k, n], i) => {
+      const x = et.randn(xShape);
+      const w = et.randn([n, k]).mul(0.1);
+      const b = et.randn([n]);
+      const packed = et.packLinearWeight(w, { kernel });
+      assert.equal(et.packedKernelOf(packed), kernel);
+      ours.set(`plain${i}`, et.packedLinear(x, packed, b));
+      ours.set(`gelu${i}`, et.packedLinear(x, packed, null, 'gelu'));
+      cases.push({ name: `plain${i}`, inputs: ['x', 'w', 'b'], py: 'F.linear(x, w, b)', grad: false });
+      cases.push({ name: `gelu${i}`, inputs: ['x', 'w'], py: 'F.gelu(F.linear(x, w))', grad: false });
+      for (const [name, v] of Object.entries({ x, w, b })) {
+        inputs.set(`plain${i}/${name}`, v);
+        if (name !== 'b') inputs.set(`gelu${i}/${name}`, v);
+      }
+    });
+    const theirs = runOracle('ops_oracle.py', { cases }, inputs);
+    for (const c of cases) {
+      const got = ours.get(c.name)!;
+      assert.deepEqual(got.shape, theirs.get(`${c.name}/out0`)!.shape, c.name);
+      assertCloseToScale(got, theirs.get(`${c.name}/out0`)!, `${kernel} ${c.name}`);
+    }
+  });
+}
+
+test('the panels kernel gives bit-identical results on 1 and 2 threads, and for a strided input', { skip: et.packedKernelAvailable('panels') ? false : 'no AVX-512 here' }, () => {
+  et.manualSeed(14);
+  const w = et.randn([200, 48]);
+  const b = et.randn([200]);
+  const packed = et.packLinearWeight(w, { kernel: 'panels' });
+  const x = et.randn([150, 48]);
+  const threads = et.getNumThreads();
+  try {
+    et.setNumThreads(1);
+    const one = et.packedLinear(x, packed, b, 'gelu');
+    et.setNumThreads(2);
+    const two = et.packedLinear(x, packed, b, 'gelu');
+    assert.equal(one.sub(two).abs().max().item(), 0);
+  } finally {
+    et.setNumThreads(threads);
+  }
+  const strided = et.randn([48, 30]).transpose(0, 1); // [30, 48], not contiguous
+  assert.equal(et.packedLinear(strided, packed, b).sub(et.packedLinear(strided.contiguous(), packed, b)).abs().max().item(), 0);
+  assert.deepEqual(et.packedLinear(et.zeros([0, 48]), packed, b).shape, [0, 200], 'no rows: an empty result');
+});
 
 test('packedLinear matches PyTorch\'s F.linear and F.gelu(F.linear) (3-D input, with and without bias)', { skip }, () => {
   et.manualSeed(3);
@@ -132,7 +207,12 @@ test('packing refuses bad weights and activations with clear errors; inference-t
   assert.throws(() => et.packLinearWeight({} as et.Tensor), /Expected a Tensor for "weight" of packLinearWeight/);
   const w = et.packLinearWeight(et.zeros([4, 3]));
   assert.throws(() => et.packedLinear(et.zeros([2, 3]), w, null, 'relu' as 'gelu'), /Expected 'none' or 'gelu' for "activation" of packedLinear but received the string "relu"/);
-  assert.throws(() => et.packedLinear(et.zeros([2, 5]), w, null), /./, 'a width mismatch is an error, not a crash');
+  assert.throws(() => et.packedLinear(et.zeros([2, 5]), w, null), /Expected an input \[\.\.\., 3\] for packedLinear but received shape \[2, 5\]/);
+  assert.throws(() => et.packedLinear(et.zeros([2, 3]), et.zeros([4, 3]), null), /Expected a weight from packLinearWeight for "packedWeight" of packedLinear but received another tensor of shape \[4, 3\]/);
+  assert.throws(() => et.packLinearWeight(et.zeros([4, 3]), { kernel: 'mkl' as 'panels' }), /Expected one of panels, onednn for "kernel" of packLinearWeight but received the string "mkl"/);
+  const disposed = et.zeros([2, 3]);
+  disposed.dispose();
+  assert.throws(() => et.packedLinear(disposed, w, null), /disposed/);
   const lin = et.inferenceMode(() => new Linear(3, 4));
   assert.equal(lin.packForInference(), false, 'an inference tensor keeps no version to watch');
 });

@@ -1,0 +1,178 @@
+// A float32 product for inference Linear layers at few rows: the weight
+// pre-packed once into panels of 64 output columns ([panels, in, 64], zero
+// padded), and an AVX-512 register tile of up to 6 rows x 64 columns that
+// walks a panel from start to end. Registered as dispatcher operators
+// (extrema::pack_panels, extrema::panel_linear) so the generic op path and
+// operator traces call them as they call ATen's.
+//
+// Why not oneDNN's packed product (mkldnn::_linear_pointwise): its kernels are
+// as fast, but each call rebuilds oneDNN's primitive descriptor, 10-20 us a
+// layer; a small ViT's 36 layers at batch 1 spend about 0.6 ms of a 4.9 ms
+// forward pass on that (BENCHMARKS.md). libtorch does not export oneDNN's API,
+// so the primitive cannot be kept from here.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define EXTREMA_PANELS_X86 1
+#include <immintrin.h>
+#endif
+
+namespace extrema {
+namespace {
+
+constexpr int64_t kPanelCols = 64;  // 4 AVX-512 registers of floats
+constexpr int kTileRows = 6;        // 6 x 4 accumulators: 24 of the 32 registers
+constexpr int64_t kBlockRows = 96;  // rows whose inputs stay in L2 while every panel passes
+
+bool Supported() {
+#if EXTREMA_PANELS_X86
+  // GCC's and clang's check includes the OS saving the AVX-512 state (XCR0).
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return avx512;
+#else
+  return false;
+#endif
+}
+
+#if EXTREMA_PANELS_X86
+// C[rows, cols] = A[rows, :K] x panel[K, 64] (+ bias), for the first `cols`
+// (<= 64) columns of the panel.
+template <int Rows>
+__attribute__((target("avx512f"))) void Tile(const float* a, int64_t lda, const float* panel, const float* bias,
+                                             int64_t depth, float* c, int64_t ldc, int64_t cols) {
+  std::array<__mmask16, 4> mask;
+  for (int v = 0; v < 4; v++) {
+    const int64_t lanes = std::clamp<int64_t>(cols - 16 * v, 0, 16);
+    mask[v] = static_cast<__mmask16>((1u << lanes) - 1u);
+  }
+  __m512 acc[Rows][4];
+  for (int v = 0; v < 4; v++) {
+    const __m512 start = bias != nullptr ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
+    for (int r = 0; r < Rows; r++) acc[r][v] = start;
+  }
+  for (int64_t k = 0; k < depth; k++) {
+    const float* row = panel + k * kPanelCols;
+    const __m512 w0 = _mm512_loadu_ps(row), w1 = _mm512_loadu_ps(row + 16);
+    const __m512 w2 = _mm512_loadu_ps(row + 32), w3 = _mm512_loadu_ps(row + 48);
+    // Eight panel rows ahead: the weights stream from L2/L3 once per tile.
+    _mm_prefetch(reinterpret_cast<const char*>(row + 8 * kPanelCols), _MM_HINT_T0);
+    for (int r = 0; r < Rows; r++) {
+      const __m512 x = _mm512_set1_ps(a[r * lda + k]);
+      acc[r][0] = _mm512_fmadd_ps(x, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(x, w1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(x, w2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(x, w3, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < Rows; r++)
+    for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+}
+
+using TileFn = void (*)(const float*, int64_t, const float*, const float*, int64_t, float*, int64_t, int64_t);
+
+template <int... I>
+constexpr std::array<TileFn, sizeof...(I)> TileTable(std::integer_sequence<int, I...>) {
+  return {&Tile<I + 1>...};
+}
+
+const std::array<TileFn, kTileRows> kTiles = TileTable(std::make_integer_sequence<int, kTileRows>{});
+#endif
+
+// out[m, n] = x[m, k] W^T + b with W packed by PackPanels; x and out contiguous.
+void Multiply(const float* x, int64_t m, int64_t k, const float* panels, int64_t n, const float* bias, float* out) {
+#if EXTREMA_PANELS_X86
+  const int64_t panel_count = (n + kPanelCols - 1) / kPanelCols;
+  // Blocks of even height, so a 97-row input is not a 96-row block and a 1-row one.
+  const int64_t blocks = (m + kBlockRows - 1) / kBlockRows;
+  const int64_t block_rows = (m + blocks - 1) / blocks;
+  // Block-major: one block's inputs meet every panel while they are in cache.
+  at::parallel_for(0, blocks * panel_count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; item++) {
+      const int64_t row0 = (item / panel_count) * block_rows, p = item % panel_count;
+      const int64_t rows = std::min(block_rows, m - row0);
+      const int64_t col0 = p * kPanelCols, cols = std::min(kPanelCols, n - col0);
+      const float* panel = panels + p * k * kPanelCols;
+      // Tiles of even height too (49 rows: 9 tiles of 5-6 rows), so no tile is a lone row.
+      const int64_t tiles = (rows + kTileRows - 1) / kTileRows;
+      int64_t r = 0;
+      for (int64_t t = 0; t < tiles; t++) {
+        const int64_t left = rows - r, height = (left + (tiles - t) - 1) / (tiles - t);
+        kTiles[height - 1](x + (row0 + r) * k, k, panel, bias != nullptr ? bias + col0 : nullptr, k,
+                           out + (row0 + r) * n + col0, n, cols);
+        r += height;
+      }
+    }
+  });
+#else
+  (void)x, (void)m, (void)k, (void)panels, (void)n, (void)bias, (void)out;
+  TORCH_CHECK(false, "panel_linear needs an x86-64 CPU with AVX-512");
+#endif
+}
+
+at::Tensor PackPanels(const at::Tensor& weight) {
+  TORCH_CHECK(Supported(), "pack_panels needs a CPU with AVX-512 (panels_supported() is false here)");
+  TORCH_CHECK(weight.dim() == 2, "Expected a 2-D weight [out, in] for pack_panels but received ", weight.dim(), " dimensions");
+  TORCH_CHECK(weight.scalar_type() == at::kFloat && weight.device().is_cpu(),
+              "Expected a float32 CPU weight for pack_panels but received ", weight.scalar_type(), " on ", weight.device());
+  const int64_t n = weight.size(0), k = weight.size(1);
+  TORCH_CHECK(n > 0 && k > 0, "Expected a non-empty weight for pack_panels but received [", n, ", ", k, "]");
+  const int64_t panel_count = (n + kPanelCols - 1) / kPanelCols;
+  // [n, k] -> zero rows up to a whole panel -> [panels, 64, k] -> [panels, k, 64].
+  const at::Tensor padded = at::constant_pad_nd(weight.detach(), {0, 0, 0, panel_count * kPanelCols - n}, 0);
+  return padded.view({panel_count, kPanelCols, k}).transpose(1, 2).contiguous();
+}
+
+at::Tensor PanelLinear(const at::Tensor& input, const at::Tensor& panels, const std::optional<at::Tensor>& bias,
+                       int64_t out_features, c10::string_view activation) {
+  TORCH_CHECK(activation == "none" || activation == "gelu", "Expected 'none' or 'gelu' for the activation of panel_linear but received '",
+              std::string(activation), "'");
+  TORCH_CHECK(panels.dim() == 3 && panels.size(2) == kPanelCols && panels.scalar_type() == at::kFloat && panels.device().is_cpu() &&
+                  panels.is_contiguous(),
+              "Expected panels from pack_panels for panel_linear but received a tensor of shape ", panels.sizes());
+  const int64_t k = panels.size(1);
+  TORCH_CHECK(out_features > (panels.size(0) - 1) * kPanelCols && out_features <= panels.size(0) * kPanelCols,
+              "panel_linear: ", out_features, " output features do not fit ", panels.size(0), " panels of ", kPanelCols);
+  TORCH_CHECK(input.scalar_type() == at::kFloat && input.device().is_cpu(), "Expected a float32 CPU input for panel_linear but received ",
+              input.scalar_type(), " on ", input.device());
+  TORCH_CHECK(input.dim() >= 1 && input.size(-1) == k, "Expected an input of width ", k, " for panel_linear but received shape ", input.sizes());
+  if (bias.has_value()) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == out_features && bias->scalar_type() == at::kFloat && bias->device().is_cpu(),
+                "Expected a float32 CPU bias of shape [", out_features, "] for panel_linear but received ", bias->sizes());
+  }
+  TORCH_CHECK(Supported(), "panel_linear needs a CPU with AVX-512 (panels_supported() is false here)");
+  const at::Tensor x = input.contiguous();
+  const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
+  std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
+  shape.back() = out_features;
+  at::Tensor out = at::empty(shape, input.options().memory_format(at::MemoryFormat::Contiguous));
+  const int64_t m = x.numel() / k;
+  if (m > 0) {
+    Multiply(x.data_ptr<float>(), m, k, panels.data_ptr<float>(), out_features, b.defined() ? b.data_ptr<float>() : nullptr,
+             out.data_ptr<float>());
+  }
+  if (activation == "gelu") at::gelu_(out);
+  return out;
+}
+
+}  // namespace
+}  // namespace extrema
+
+TORCH_LIBRARY(extrema, m) {
+  m.def("panels_supported() -> bool", &extrema::Supported);
+  m.def("pack_panels(Tensor weight) -> Tensor");
+  m.def("panel_linear(Tensor input, Tensor panels, Tensor? bias, int out_features, str activation) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(extrema, CPU, m) {
+  m.impl("pack_panels", &extrema::PackPanels);
+  m.impl("panel_linear", &extrema::PanelLinear);
+}
