@@ -1,12 +1,11 @@
 import { Module } from './module';
 import { empty } from '../tensor/creation';
 import { gelu, linear } from '../tensor/functional';
-import { packedLinear, packedLinearAvailable, packLinearWeight } from '../tensor/packed-linear';
+import { packedLinear } from '../tensor/packed-linear';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
-import { isGradEnabled, noGrad } from '../autograd';
-import { isAutocastEnabled } from '../runtime/device-runtime';
 import { defaultWeightInit_, uniform_ } from './init';
+import { InferencePack, type InferencePackable } from './inference-pack';
 import { positiveInt } from '../checks';
 
 export interface LinearOptions {
@@ -14,18 +13,11 @@ export interface LinearOptions {
   generator?: Generator;
 }
 
-/** oneDNN's copy of a weight, and which weight (object and in-place version) it was made from. */
-interface Packed {
-  weight: Tensor;
-  version: number;
-  from: Tensor;
-}
-
 /** y = x W^T + b, W of shape [out, in]; PyTorch's default initialisation. */
-export class Linear extends Module {
+export class Linear extends Module implements InferencePackable {
   weight: Tensor;
   bias: Tensor | null;
-  private packed: Packed | null = null;
+  private readonly packed = new InferencePack(() => this.weight);
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, options: LinearOptions = {}) {
     super();
@@ -41,13 +33,13 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const packed = this.packedWeight(x);
+    const packed = this.packed.weightFor(x);
     return packed === null ? linear(x, this.weight, this.bias) : packedLinear(x, packed, this.bias);
   }
 
-  /** gelu(forward(x)) (exact GELU), as one oneDNN pass when packed. */
+  /** gelu(forward(x)) (exact GELU), in the packed product's call when packed. */
   forwardGelu(x: Tensor): Tensor {
-    const packed = this.packedWeight(x);
+    const packed = this.packed.weightFor(x);
     if (packed !== null) return packedLinear(x, packed, this.bias, 'gelu');
     const y = linear(x, this.weight, this.bias);
     try {
@@ -58,48 +50,29 @@ export class Linear extends Module {
   }
 
   /**
-   * Keeps a oneDNN-packed copy of the weight for inference: from then on a
-   * forward pass with gradients off, on a float32 CPU input outside CPU
-   * autocast, runs oneDNN's packed product instead of ATen's linear (the
-   * same values to float rounding). The copy is remade when the weight changes (in place or
+   * Keeps a packed copy of the weight for inference (packLinearWeight: the
+   * panels kernel on AVX-512 CPUs, else oneDNN's): from then on a forward
+   * pass with gradients off, on a float32 CPU input outside CPU autocast,
+   * runs the packed product instead of ATen's linear (the same values to
+   * float rounding). The copy is remade when the weight changes (in place or
    * replaced); with gradients on, or elsewhere, the plain path runs.
-   * Returns whether packing applies here (a float32 CPU weight, a libtorch
-   * with oneDNN, a weight that is not an inference tensor).
+   * Returns whether packing applies here (a float32 CPU weight, a packed
+   * kernel that runs here, a weight that is not an inference tensor).
    */
   packForInference(): boolean {
-    this.unpack();
-    if (!packedLinearAvailable() || this.weight.dtype !== 'float32' || this.weight.device !== 'cpu') return false;
-    const version = this.weight.version;
-    if (version < 0) return false; // an inference tensor keeps no version, so a change could not be seen
-    // Without gradients: the copy must not hang on the weight's autograd graph.
-    const weight = noGrad(() => packLinearWeight(this.weight)).keep();
-    this.packed = { weight, version, from: this.weight };
-    return true;
+    return this.packed.pack();
   }
 
   /** Drops the packed copy (forward runs ATen's linear again). */
   unpack(): void {
-    this.packed?.weight.dispose();
-    this.packed = null;
+    this.packed.unpack();
   }
 
   get isPacked(): boolean {
-    return this.packed !== null;
+    return this.packed.isPacked;
   }
 
   protected override releaseCaches(): void {
     this.unpack();
-  }
-
-  /** The packed weight to use for this input, remade if stale; null for the plain path. */
-  private packedWeight(x: Tensor): Tensor | null {
-    const p = this.packed;
-    // Under CPU autocast ATen's linear runs in the autocast dtype; the packed product would not.
-    if (p === null || x.dtype !== 'float32' || isGradEnabled() || isAutocastEnabled('cpu')) return null;
-    // Replaced (a user assignment) or written in place since: pack the weight as it is now, if it qualifies.
-    if (p.from !== this.weight || p.from.isDisposed || this.weight.version !== p.version) {
-      return this.packForInference() ? this.packed!.weight : null;
-    }
-    return p.weight;
   }
 }

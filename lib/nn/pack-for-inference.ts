@@ -1,20 +1,23 @@
 import { Linear } from './linear';
 import type { Module } from './module';
+import { PatchProjection } from './patch-embed';
+import type { InferencePackable } from './inference-pack';
 
 export interface PackReport {
   /** Linear layers now packed. */
   packed: number;
-  /** Linear layers in the module. */
+  /** Linear layers in the module: every Linear, and the patch embedding's projection (a linear map of flattened patches). */
   linears: number;
 }
 
 /**
- * Packs every Linear of `module` for oneDNN inference (Linear.packForInference):
- * forward passes with gradients off on float32 CPU inputs then run the packed
- * product, with the MLPs' GELU inside it. Training is unaffected (gradients
- * on take the plain path) and packs follow weight changes, so this is a
- * speed switch only; `unpackAll` or dispose frees the copies (about the
- * weights' size again).
+ * Packs every Linear of `module` for inference (Linear.packForInference),
+ * and the patch embedding's projection: forward passes with gradients off
+ * on float32 CPU inputs then run the packed product (packLinearWeight), with
+ * the MLPs' GELU inside it. Training is unaffected (gradients on take the
+ * plain path) and packs follow weight changes, so this is a speed switch
+ * only; `unpackAll` or dispose frees the copies (about the weights' size
+ * again).
  */
 export function packForInference(module: Module): PackReport {
   const all = linearsOf(module);
@@ -26,8 +29,8 @@ export function unpackAll(module: Module): void {
   for (const m of linearsOf(module)) m.unpack();
 }
 
-function linearsOf(module: Module): Linear[] {
-  return [...module.namedModules()].flatMap(([, m]) => (m instanceof Linear ? [m] : []));
+function linearsOf(module: Module): InferencePackable[] {
+  return [...module.namedModules()].flatMap(([, m]) => (m instanceof Linear || m instanceof PatchProjection ? [m] : []));
 }
 
 /**

@@ -11,7 +11,7 @@ import * as et from '../../lib';
 import { runOracle } from '../helpers/oracle';
 import { assertClose, assertCloseToScale } from '../helpers/compare';
 
-const { Linear, Mlp, VisionTransformer, packForInference, unpackAll, withPackedLinears } = et.nn;
+const { Linear, Mlp, PatchEmbed, PatchProjection, VisionTransformer, packForInference, unpackAll, withPackedLinears } = et.nn;
 const available = et.packedLinearAvailable();
 const skip = available ? false : 'neither packed kernel runs here';
 const kernels = et.PACKED_KERNELS.filter(et.packedKernelAvailable);
@@ -164,6 +164,23 @@ test('the packed copy follows in-place writes and replaced weights', { skip }, (
   assert.equal(lin.isPacked, true, 'the new float32 CPU weight was packed');
 });
 
+test('a packed patch embedding gives the convolution\'s tokens (3 channels, a grid that is not square) and follows its weight', { skip }, () => {
+  et.manualSeed(8);
+  const embed = new PatchEmbed({ imgSize: [8, 12], patchSize: 4, inChans: 3, embedDim: 20 });
+  const x = et.randn([2, 3, 8, 12]);
+  const plain = et.noGrad(() => embed.forward(x));
+  assert.deepEqual(plain.shape, [2, 6, 20]);
+  assert.equal(embed.proj.packForInference(), true);
+  assertCloseToScale(et.noGrad(() => embed.forward(x)), plain, 'packed patch embedding');
+  et.noGrad(() => embed.proj.weight.mul_(-1));
+  const flipped = et.noGrad(() => embed.forward(x));
+  embed.proj.unpack();
+  assertCloseToScale(flipped, et.noGrad(() => embed.forward(x)), 'after weight.mul_(-1)');
+  // Gradients on: the convolution, differentiable.
+  embed.proj.packForInference();
+  assert.equal(embed.forward(x).gradFn, 'TransposeBackward0');
+});
+
 test('Mlp runs fc1 and its GELU as one packed product', { skip }, () => {
   et.manualSeed(6);
   const mlp = new Mlp(24, 96);
@@ -179,7 +196,9 @@ test('a packed ViT encoder gives the unpacked features; withPackedLinears unpack
   vit.eval();
   const x = et.randn([4, 1, 28, 28]);
   const plain = et.noGrad(() => vit.encode(x).instance);
-  const linears = [...vit.namedModules()].filter(([, m]) => m instanceof Linear).length;
+  // Every Linear and the patch embedding's projection.
+  const linears = [...vit.namedModules()].filter(([, m]) => m instanceof Linear || m instanceof PatchProjection).length;
+  assert.equal(linears, [...vit.namedModules()].filter(([, m]) => m instanceof Linear).length + 1);
 
   const live = et.memory().liveTensors;
   const report = packForInference(vit);
@@ -190,7 +209,7 @@ test('a packed ViT encoder gives the unpacked features; withPackedLinears unpack
   assert.equal(et.memory().liveTensors, live, 'unpackAll frees the copies');
 
   const inside = await withPackedLinears(vit, true, async () => {
-    assert.ok([...vit.namedModules()].every(([, m]) => !(m instanceof Linear) || m.isPacked));
+    assert.ok([...vit.namedModules()].every(([, m]) => !(m instanceof Linear || m instanceof PatchProjection) || m.isPacked));
     return et.noGrad(() => et.scope(() => vit.encode(x).instance)); // the other outputs freed
   });
   assertCloseToScale(inside, plain, 'inside withPackedLinears');
@@ -221,7 +240,7 @@ test('the packed copy is a plain tensor even when packed with gradients on', { s
   const lin = new Linear(8, 4);
   assert.equal(et.isGradEnabled(), true);
   lin.packForInference();
-  const packed = (lin as unknown as { packed: { weight: et.Tensor } }).packed.weight;
+  const packed = (lin as unknown as { packed: { packed: { weight: et.Tensor } } }).packed.packed.weight;
   assert.equal(packed.requiresGrad, false);
   assert.equal(packed.gradFn, null);
 });

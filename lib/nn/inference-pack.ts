@@ -1,0 +1,75 @@
+// A module's weight packed for inference (packLinearWeight), kept beside the
+// weight and remade when the weight changes. Linear and the patch
+// embedding's projection (a linear map of flattened patches) both keep one.
+import { isGradEnabled, noGrad } from '../autograd';
+import { isAutocastEnabled } from '../runtime/device-runtime';
+import { packedLinearAvailable, packLinearWeight } from '../tensor/packed-linear';
+import type { Tensor } from '../tensor/tensor';
+
+/** The packed copy, and which weight (object and in-place version) it was made from. */
+interface Packed {
+  weight: Tensor;
+  version: number;
+  from: Tensor;
+}
+
+/** Modules nn.packForInference packs: Linear and PatchProjection. */
+export interface InferencePackable {
+  packForInference(): boolean;
+  unpack(): void;
+  readonly isPacked: boolean;
+}
+
+export class InferencePack {
+  private packed: Packed | null = null;
+
+  /**
+   * weight() is the module's current weight; asMatrix views it as the
+   * [out, in] matrix to pack (the identity for a Linear).
+   */
+  constructor(private readonly weight: () => Tensor, private readonly asMatrix: (w: Tensor) => Tensor = (w) => w) {}
+
+  /**
+   * Packs the current weight; false where packing does not apply (not a
+   * float32 CPU weight, no packed kernel here, or an inference tensor, which
+   * keeps no version to notice changes by).
+   */
+  pack(): boolean {
+    this.unpack();
+    const w = this.weight();
+    if (!packedLinearAvailable() || w.dtype !== 'float32' || w.device !== 'cpu') return false;
+    const version = w.version;
+    if (version < 0) return false;
+    // Without gradients: the copy must not hang on the weight's autograd graph.
+    const weight = noGrad(() => {
+      const matrix = this.asMatrix(w);
+      try {
+        return packLinearWeight(matrix);
+      } finally {
+        if (matrix !== w) matrix.dispose();
+      }
+    }).keep();
+    this.packed = { weight, version, from: w };
+    return true;
+  }
+
+  unpack(): void {
+    this.packed?.weight.dispose();
+    this.packed = null;
+  }
+
+  get isPacked(): boolean {
+    return this.packed !== null;
+  }
+
+  /** The packed weight to use for this input, remade if stale; null for the plain path. */
+  weightFor(x: Tensor): Tensor | null {
+    const p = this.packed;
+    // Under CPU autocast ATen runs in the autocast dtype; the packed product would not.
+    if (p === null || x.dtype !== 'float32' || isGradEnabled() || isAutocastEnabled('cpu')) return null;
+    // Replaced (a user assignment) or written in place since: pack the weight as it is now, if it qualifies.
+    const w = this.weight();
+    if (p.from !== w || p.from.isDisposed || w.version !== p.version) return this.pack() ? this.packed!.weight : null;
+    return p.weight;
+  }
+}
