@@ -3,7 +3,7 @@
 // embedding's projection (a linear map of flattened patches) both keep one.
 import { isGradEnabled, noGrad } from '../autograd';
 import { isAutocastEnabled } from '../runtime/device-runtime';
-import { packedLinearAvailable, packLinearWeight } from '../tensor/packed-linear';
+import { packLinearWeight, type PackedKernel } from '../tensor/packed-linear';
 import type { Tensor } from '../tensor/tensor';
 
 /** The packed copy, and which weight (object and in-place version) it was made from. */
@@ -15,13 +15,15 @@ interface Packed {
 
 /** Modules nn.packForInference packs: Linear and PatchProjection. */
 export interface InferencePackable {
-  packForInference(): boolean;
+  packForInference(kernel?: PackedKernel | null): boolean;
   unpack(): void;
   readonly isPacked: boolean;
+  readonly packedKernel: PackedKernel | null;
 }
 
 export class InferencePack {
   private packed: Packed | null = null;
+  private kernel: PackedKernel | null = null;
 
   /**
    * weight() is the module's current weight; asMatrix views it as the
@@ -30,32 +32,39 @@ export class InferencePack {
   constructor(private readonly weight: () => Tensor, private readonly asMatrix: (w: Tensor) => Tensor = (w) => w) {}
 
   /**
-   * Packs the current weight; false where packing does not apply (not a
-   * float32 CPU weight, no packed kernel here, or an inference tensor, which
-   * keeps no version to notice changes by).
+   * Packs the current weight for `kernel` (kept for the repacks that
+   * follow weight changes); false where packing does not
+   * apply (not a float32 CPU weight, no packed kernel here, or an inference
+   * tensor, which keeps no version to notice changes by).
    */
-  pack(): boolean {
+  pack(kernel: PackedKernel | null): boolean {
     this.unpack();
     const w = this.weight();
-    if (!packedLinearAvailable() || w.dtype !== 'float32' || w.device !== 'cpu') return false;
+    if (kernel === null || w.dtype !== 'float32' || w.device !== 'cpu') return false;
     const version = w.version;
     if (version < 0) return false;
     // Without gradients: the copy must not hang on the weight's autograd graph.
     const weight = noGrad(() => {
       const matrix = this.asMatrix(w);
       try {
-        return packLinearWeight(matrix);
+        return packLinearWeight(matrix, { kernel });
       } finally {
         if (matrix !== w) matrix.dispose();
       }
     }).keep();
     this.packed = { weight, version, from: w };
+    this.kernel = kernel;
     return true;
   }
 
   unpack(): void {
     this.packed?.weight.dispose();
     this.packed = null;
+  }
+
+  /** The kernel of the packed copy; null when unpacked. */
+  get packedKernel(): PackedKernel | null {
+    return this.packed === null ? null : this.kernel;
   }
 
   get isPacked(): boolean {
@@ -69,7 +78,7 @@ export class InferencePack {
     if (p === null || x.dtype !== 'float32' || isGradEnabled() || isAutocastEnabled('cpu')) return null;
     // Replaced (a user assignment) or written in place since: pack the weight as it is now, if it qualifies.
     const w = this.weight();
-    if (p.from !== w || p.from.isDisposed || w.version !== p.version) return this.pack() ? this.packed!.weight : null;
+    if (p.from !== w || p.from.isDisposed || w.version !== p.version) return this.pack(this.kernel) ? this.packed!.weight : null;
     return p.weight;
   }
 }

@@ -1,7 +1,7 @@
 import { Module } from './module';
 import { empty } from '../tensor/creation';
 import { gelu, linear } from '../tensor/functional';
-import { packedLinear } from '../tensor/packed-linear';
+import { defaultPackedKernel, packedLinear, type PackedKernel } from '../tensor/packed-linear';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
 import { defaultWeightInit_, uniform_ } from './init';
@@ -50,8 +50,8 @@ export class Linear extends Module implements InferencePackable {
   }
 
   /**
-   * Keeps a packed copy of the weight for inference (packLinearWeight: the
-   * panels kernel on AVX-512 CPUs, else oneDNN's): from then on a forward
+   * Keeps a packed copy of the weight for inference (packLinearWeight with
+   * `kernel`, by default defaultPackedKernel()): from then on a forward
    * pass with gradients off, on a float32 CPU input outside CPU autocast,
    * runs the packed product instead of ATen's linear (the same values to
    * float rounding). The copy is remade when the weight changes (in place or
@@ -59,8 +59,8 @@ export class Linear extends Module implements InferencePackable {
    * Returns whether packing applies here (a float32 CPU weight, a packed
    * kernel that runs here, a weight that is not an inference tensor).
    */
-  packForInference(): boolean {
-    return this.packed.pack();
+  packForInference(kernel: PackedKernel | null = defaultPackedKernel()): boolean {
+    return this.packed.pack(kernel);
   }
 
   /** Drops the packed copy (forward runs ATen's linear again). */
@@ -70,6 +70,11 @@ export class Linear extends Module implements InferencePackable {
 
   get isPacked(): boolean {
     return this.packed.isPacked;
+  }
+
+  /** The kernel the packed copy runs; null when unpacked. */
+  get packedKernel(): PackedKernel | null {
+    return this.packed.packedKernel;
   }
 
   protected override releaseCaches(): void {

@@ -2,6 +2,7 @@ import { Linear } from './linear';
 import type { Module } from './module';
 import { PatchProjection } from './patch-embed';
 import type { InferencePackable } from './inference-pack';
+import { defaultPackedKernel, type PackedKernel } from '../tensor/packed-linear';
 
 export interface PackReport {
   /** Linear layers now packed. */
@@ -17,11 +18,12 @@ export interface PackReport {
  * the MLPs' GELU inside it. Training is unaffected (gradients on take the
  * plain path) and packs follow weight changes, so this is a speed switch
  * only; `unpackAll` or dispose frees the copies (about the weights' size
- * again).
+ * again). The kernel: options.kernel, else defaultPackedKernel().
  */
-export function packForInference(module: Module): PackReport {
+export function packForInference(module: Module, options: { kernel?: PackedKernel } = {}): PackReport {
+  const kernel = options.kernel ?? defaultPackedKernel();
   const all = linearsOf(module);
-  return { packed: all.filter((m) => m.packForInference()).length, linears: all.length };
+  return { packed: all.filter((m) => m.packForInference(kernel)).length, linears: all.length };
 }
 
 /** Drops every packed copy packForInference made. */
@@ -36,10 +38,13 @@ function linearsOf(module: Module): InferencePackable[] {
 /**
  * Runs fn with every Linear of `module` packed (packForInference), and
  * unpacks afterwards the ones it packed: the evaluation loops' way to pay
- * for the copies only while they run. enabled false runs fn as it is.
+ * for the copies only while they run. The kernel is defaultPackedKernel(),
+ * as for serving, so both give the same features. enabled false runs fn as
+ * it is.
  */
 export async function withPackedLinears<T>(module: Module, enabled: boolean, fn: () => Promise<T>): Promise<T> {
-  const packedHere = enabled ? linearsOf(module).filter((m) => !m.isPacked && m.packForInference()) : [];
+  const kernel = enabled ? defaultPackedKernel() : null;
+  const packedHere = enabled ? linearsOf(module).filter((m) => !m.isPacked && m.packForInference(kernel)) : [];
   try {
     return await fn();
   } finally {

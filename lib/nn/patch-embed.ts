@@ -1,6 +1,6 @@
 import { Module } from './module';
 import { conv2d } from '../tensor/functional';
-import { packedLinear } from '../tensor/packed-linear';
+import { defaultPackedKernel, packedLinear, type PackedKernel } from '../tensor/packed-linear';
 import { empty } from '../tensor/creation';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
@@ -108,8 +108,8 @@ export class PatchProjection extends Module implements InferencePackable {
     }
   }
 
-  packForInference(): boolean {
-    return this.packed.pack();
+  packForInference(kernel: PackedKernel | null = defaultPackedKernel()): boolean {
+    return this.packed.pack(kernel);
   }
 
   unpack(): void {
@@ -118,6 +118,11 @@ export class PatchProjection extends Module implements InferencePackable {
 
   get isPacked(): boolean {
     return this.packed.isPacked;
+  }
+
+  /** The kernel the packed copy runs; null when unpacked. */
+  get packedKernel(): PackedKernel | null {
+    return this.packed.packedKernel;
   }
 
   protected override releaseCaches(): void {

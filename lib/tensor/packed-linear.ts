@@ -64,8 +64,12 @@ export function packedKernelAvailable(kernel: PackedKernel): boolean {
 
 /**
  * The kernel packLinearWeight uses by default: 'panels' where it runs, else
- * 'onednn'; null where neither does. EXTREMA_PACKED_LINEAR=onednn (or
- * panels) in the environment picks one, for comparisons.
+ * 'onednn'; null where neither runs. One default for serving and for the
+ * evaluation loops, so a served request gets the features `extrema embed`
+ * writes: the panels kernel computes each row alone, in the same order
+ * whatever the batch. oneDNN's pulls ahead past about 8 images a batch (6%
+ * at 256 on the demo encoder, BENCHMARKS.md): EXTREMA_PACKED_LINEAR=onednn
+ * (or panels) in the environment picks one.
  */
 export function defaultPackedKernel(): PackedKernel | null {
   const wanted = process.env.EXTREMA_PACKED_LINEAR;

@@ -162,6 +162,14 @@ test('the packed copy follows in-place writes and replaced weights', { skip }, (
   lin.weight = et.zeros([16, 32]);
   assertCloseToScale(et.noGrad(() => lin.forward(x)), lin.bias!.expand([3, 16]).contiguous(), 'after assigning a new weight');
   assert.equal(lin.isPacked, true, 'the new float32 CPU weight was packed');
+
+  // A repack keeps the kernel the layer was packed for.
+  for (const kernel of kernels) {
+    lin.packForInference(kernel);
+    et.noGrad(() => lin.weight.add_(1));
+    assertCloseToScale(et.noGrad(() => lin.forward(x)), et.noGrad(() => et.linear(x, lin.weight, lin.bias)), `${kernel} after weight.add_(1)`);
+    assert.equal(lin.packedKernel, kernel);
+  }
 });
 
 test('a packed patch embedding gives the convolution\'s tokens (3 channels, a grid that is not square) and follows its weight', { skip }, () => {
@@ -190,6 +198,8 @@ test('Mlp runs fc1 and its GELU as one packed product', { skip }, () => {
   assertCloseToScale(et.noGrad(() => mlp.forward(x)), plain, 'packed Mlp');
 });
 
+const packable = (m: et.nn.Module) => [...m.namedModules()].flatMap(([, x]) => (x instanceof Linear || x instanceof PatchProjection ? [x] : []));
+
 test('a packed ViT encoder gives the unpacked features; withPackedLinears unpacks what it packed; dispose frees the copies', { skip }, async () => {
   et.manualSeed(7);
   const vit = new VisionTransformer({ imgSize: 28, patchSize: 4, inChans: 1, embedDim: 48, depth: 2, numHeads: 3, classAttentionLayers: 1 }, { seed: 2 });
@@ -208,8 +218,14 @@ test('a packed ViT encoder gives the unpacked features; withPackedLinears unpack
   unpackAll(vit);
   assert.equal(et.memory().liveTensors, live, 'unpackAll frees the copies');
 
+  packForInference(vit, { kernel: kernels.at(-1)! });
+  assert.ok(packable(vit).every((m) => m.packedKernel === kernels.at(-1)));
+  unpackAll(vit);
+  assert.ok(packable(vit).every((m) => m.packedKernel === null));
+
   const inside = await withPackedLinears(vit, true, async () => {
-    assert.ok([...vit.namedModules()].every(([, m]) => !(m instanceof Linear || m instanceof PatchProjection) || m.isPacked));
+    // The serving default, so evaluation and serving give the same features.
+    assert.ok(packable(vit).every((m) => m.isPacked && m.packedKernel === et.defaultPackedKernel()));
     return et.noGrad(() => et.scope(() => vit.encode(x).instance)); // the other outputs freed
   });
   assertCloseToScale(inside, plain, 'inside withPackedLinears');
