@@ -4,8 +4,10 @@
 // path: packed Linear layers, inference mode; run eagerly and replayed from
 // an operator trace, et.Trace, as the worker does), onnxruntime-node on the same
 // weights exported by bench/serve_export.py, and PyTorch eager from Python
-// (bench/serve_forward.py, the same module the export traces). Rounds
-// alternate between the engines; each prints the median time per call.
+// (bench/serve_forward.py, the same module the export traces). extrema
+// runs its default packed kernel and, for comparison, oneDNN's (where the
+// default is the panels kernel). Rounds alternate between the engines; each
+// prints the median time per call.
 // A last section breaks extrema's batch-1 pass down by native operator
 // (a child process that wraps the addon's op call before the library loads).
 //   node dist/bench/serve-forward.js [--checkpoint FILE] [--threads 1] [--batches 1,16] [--rounds 3]
@@ -39,12 +41,12 @@ function pixelsOf(n: number, item: number): Uint8Array {
 }
 
 /** extrema's forward as the serving worker runs it: (pixels, n) to features, eagerly or replayed from its trace per batch size (the worker's TraceCache). */
-function extremaForward(et: typeof Lib, checkpoint: string): { run(pixels: Uint8Array, n: number): Float32Array; replay(pixels: Uint8Array, n: number): Float32Array; size: number; channels: number } {
+function extremaForward(et: typeof Lib, checkpoint: string, kernel?: Lib.PackedKernel): { run(pixels: Uint8Array, n: number): Float32Array; replay(pixels: Uint8Array, n: number): Float32Array; size: number; channels: number } {
   const { loadEncoder } = require('../lib/extrema/checkpoint') as typeof import('../lib/extrema/checkpoint');
   const { toNormalizedTensor, defaultNormalization } = require('../lib/data/preprocess') as typeof import('../lib/data/preprocess');
   const { TraceCache } = require('../lib/serve/trace-cache') as typeof import('../lib/serve/trace-cache');
   const { encoder, config } = loadEncoder(checkpoint, { device: 'cpu', which: 'teacher' });
-  et.nn.packForInference(encoder);
+  et.nn.packForInference(encoder, kernel === undefined ? {} : { kernel });
   const [size] = config.encoder.imgSize;
   const channels = config.encoder.inChans;
   const norm = defaultNormalization(channels);
@@ -117,6 +119,8 @@ async function main(): Promise<void> {
     const python = process.env.PYTHON || 'python3';
 
     const ours = extremaForward(et, checkpoint);
+    // The same pass with oneDNN's packed product, where the default is the panels kernel.
+    const onednn = et.defaultPackedKernel() !== 'onednn' && et.packedKernelAvailable('onednn') ? extremaForward(et, checkpoint, 'onednn') : null;
     const item = ours.size * ours.size * ours.channels;
     const onnx = path.join(dir, 'model.onnx');
     const exported = spawnSync(python, [path.join(ROOT, 'bench', 'serve_export.py'), checkpoint, onnx, String(threads)], { env: pyEnv, encoding: 'utf8' });
@@ -134,6 +138,10 @@ async function main(): Promise<void> {
       const want = ours.run(px, 2);
       ours.replay(px.slice().reverse(), 2); // records the batch-2 trace on other pixels
       if (!ours.replay(px, 2).every((v, i) => v === want[i])) throw new Error('the trace replay differs from the eager forward pass');
+      if (onednn !== null) {
+        const other = onednn.run(px, 2);
+        console.log(`extrema with the ${et.defaultPackedKernel()} kernel vs oneDNN's on 2 images: max abs difference ${want.reduce((m, v, i) => Math.max(m, Math.abs(v - other[i]!)), 0).toExponential(1)}`);
+      }
     }
     if (session !== null) {
       const px = pixelsOf(2, item);
@@ -143,8 +151,8 @@ async function main(): Promise<void> {
       console.log(`extrema vs onnxruntime-node on 2 images: max abs difference ${diff.toExponential(1)}`);
     }
 
-    const results = new Map<number, { extrema: number[]; replay: number[]; ort: number[]; torch: number[] }>();
-    for (const n of batches) results.set(n, { extrema: [], replay: [], ort: [], torch: [] });
+    const results = new Map<number, { extrema: number[]; replay: number[]; onednn: number[]; ort: number[]; torch: number[] }>();
+    for (const n of batches) results.set(n, { extrema: [], replay: [], onednn: [], ort: [], torch: [] });
     let torchVersion = '';
     for (let r = 0; r < rounds; r++) {
       for (const n of batches) {
@@ -153,6 +161,7 @@ async function main(): Promise<void> {
         const res = results.get(n)!;
         res.extrema.push(await medianMs(() => ours.run(px, n), k));
         res.replay.push(await medianMs(() => ours.replay(px, n), k));
+        if (onednn !== null) res.onednn.push(await medianMs(() => onednn.replay(px, n), k));
         if (session !== null) {
           const input = new ort.Tensor('uint8', px, [n, ours.size, ours.size, ours.channels]);
           res.ort.push(await medianMs(() => session.run({ pixels: input }), k));
@@ -166,13 +175,16 @@ async function main(): Promise<void> {
     }
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; node ${process.version}; torch ${torchVersion}; `
       + `onnxruntime-node ${session === null ? 'skipped' : require('onnxruntime-node/package.json').version}; ${threads} thread(s); median of ${rounds} alternating rounds`);
-    console.log('| batch | extrema eager ms | extrema replayed ms | onnxruntime-node ms | PyTorch eager ms | eager / onnxruntime-node | replayed / onnxruntime-node | replayed / PyTorch |');
-    console.log('|---|---|---|---|---|---|---|---|');
+    console.log(`extrema's Linear layers: the ${et.defaultPackedKernel()} kernel (the default); "oneDNN replayed" is the same replayed pass with oneDNN's packed product`);
+    console.log('| batch | extrema eager ms | extrema replayed ms | oneDNN replayed ms | onnxruntime-node ms | PyTorch eager ms | eager / onnxruntime-node | replayed / onnxruntime-node | replayed / oneDNN replayed | replayed / PyTorch |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
+    const cell = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(2));
     for (const n of batches) {
       const res = results.get(n)!;
-      const [e, r, o, t] = [median(res.extrema), median(res.replay), res.ort.length > 0 ? median(res.ort) : NaN, median(res.torch)];
-      const vsOrt = (x: number) => (Number.isNaN(o) ? '-' : (x / o).toFixed(2) + 'x');
-      console.log(`| ${n} | ${e.toFixed(2)} | ${r.toFixed(2)} | ${Number.isNaN(o) ? '-' : o.toFixed(2)} | ${t.toFixed(2)} | ${vsOrt(e)} | ${vsOrt(r)} | ${(r / t).toFixed(2)}x |`);
+      const med = (xs: number[]) => (xs.length > 0 ? median(xs) : NaN);
+      const [e, r, d, o, t] = [med(res.extrema), med(res.replay), med(res.onednn), med(res.ort), med(res.torch)];
+      const vs = (x: number, y: number) => (Number.isNaN(y) ? '-' : (x / y).toFixed(2) + 'x');
+      console.log(`| ${n} | ${cell(e)} | ${cell(r)} | ${cell(d)} | ${cell(o)} | ${cell(t)} | ${vs(e, o)} | ${vs(r, o)} | ${vs(r, d)} | ${vs(r, t)} |`);
     }
 
     const child = spawnSync(process.execPath, [__filename, '--role', 'ops', '--checkpoint', checkpoint, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });

@@ -23,7 +23,7 @@ export const embedCommandSchema = record({
   skipBad: flag().optional().describe('report and leave out images that fail to decode (the output then holds "indices", the dataset index of each row)'),
   strict: flag().optional().describe('stop at the first image that fails to decode (the default)'),
   quiet: flag().optional().describe('no progress bar'),
-  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of oneDNN's packed product (CPU float32: the same values to float rounding, about 20% faster)"),
+  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of the packed product (CPU float32: the same values to float rounding; the packed one is about 20% faster)"),
 });
 
 const EMBED_FLAGS: readonly FlagSpec[] = [

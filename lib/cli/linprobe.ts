@@ -25,7 +25,7 @@ export const linprobeCommandSchema = record({
   heads: int(1, 1024).optional().describe('attention heads of a .pth model (default: width / 64)'),
   student: flag().optional().describe('probe the student encoder instead of the teacher'),
   quiet: flag().optional().describe('no progress bar'),
-  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of oneDNN's packed product (CPU float32: the same values to float rounding, about 20% faster)"),
+  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of the packed product (CPU float32: the same values to float rounding; the packed one is about 20% faster)"),
 });
 
 const LINPROBE_FLAGS: readonly FlagSpec[] = [

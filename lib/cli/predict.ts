@@ -14,7 +14,7 @@ export const predictCommandSchema = record({
   batchSize: int(1, 65_536).default(256).describe('images per forward pass'),
   device: text('a device (cpu, cuda, cuda:N)').default('cpu').describe('cpu, cuda or cuda:N'),
   quiet: flag().optional().describe('no progress bar'),
-  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of oneDNN's packed product (CPU float32: the same values to float rounding, about 20% faster)"),
+  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of the packed product (CPU float32: the same values to float rounding; the packed one is about 20% faster)"),
 });
 
 const PREDICT_FLAGS: readonly FlagSpec[] = [

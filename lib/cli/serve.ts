@@ -22,7 +22,7 @@ export const serveCommandSchema = record({
   normalize: flag().optional().describe('L2-normalise the features'),
   threads: int(1, 1024).optional().describe('libtorch intra-op threads (default: libtorch\'s choice)'),
   logLevel: choice(LOG_LEVELS).default('info').describe('request log level (JSON lines on stdout)'),
-  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of oneDNN's packed product (CPU float32: the same values to float rounding, about 20% faster)"),
+  plainLinear: flag().optional().describe("ATen's linear as in PyTorch's eager forward, instead of the packed product (CPU float32: the same values to float rounding; the packed one is about 20% faster)"),
   eager: flag().optional().describe("run the model's JavaScript for every batch instead of replaying each batch size's recorded operator trace (the same numbers; traces are used on the CPU only)"),
 });
 

@@ -35,7 +35,7 @@ export interface EmbedOptions {
   /** false: the features before the encoder's final LayerNorm (see EncodeOptions.instanceNorm); default true. */
   instanceNorm?: boolean;
   /**
-   * Run the Linear layers through oneDNN's packed product while embedding
+   * Run the Linear layers through the packed product while embedding
    * (nn.withPackedLinears; CPU float32 only, the same values to float
    * rounding, about 20% faster). Default true; false gives ATen's linear,
    * as PyTorch's eager forward computes it.

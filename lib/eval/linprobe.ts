@@ -282,7 +282,7 @@ export interface LinearProbeOptions {
   embedBatchSize?: number;
   /** use only the first n images of each set (0: all) */
   limit?: number;
-  /** oneDNN's packed Linear layers in the frozen encoder (see EmbedOptions.packWeights); default true */
+  /** Packed Linear layers in the frozen encoder (see EmbedOptions.packWeights); default true */
   packWeights?: boolean;
   onEvent?: (message: string) => void;
   onStep?: (step: number, total: number, loss: number) => void;

@@ -66,7 +66,7 @@ export interface PredictOptions {
   std?: number[];
   /** Called after every batch with the images done and the total. */
   onProgress?: (done: number, total: number) => void;
-  /** oneDNN's packed Linear layers while predicting (see EmbedOptions.packWeights); default true. */
+  /** Packed Linear layers while predicting (see EmbedOptions.packWeights); default true. */
   packWeights?: boolean;
 }
 

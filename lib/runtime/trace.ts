@@ -12,7 +12,7 @@
 // flow on shapes is fixed to the recorded ones (replays check the input
 // shapes); tensors the function found rather than computed (weights) are
 // held by reference, so changes made in place are seen and replaced tensors
-// are not (a packed Linear's oneDNN copy is one: eager passes repack it after
+// are not (a packed Linear's copy is one: eager passes repack it after
 // a weight update, a trace does not, so record again); random operators draw
 // new numbers on each replay.
 import { native } from '../native';

@@ -50,7 +50,7 @@ export interface EncoderOptions {
   maxPixels?: number;
   /** L2-normalise every feature vector (default false: the features `extrema embed` writes). */
   normalize?: boolean;
-  /** oneDNN's packed Linear layers (nn.packForInference; default true, as `extrema embed`); false: ATen's linear. */
+  /** Packed Linear layers (nn.packForInference; default true, as `extrema embed`); false: ATen's linear. */
   packWeights?: boolean;
   /**
    * Replay each batch size's forward pass from an operator trace (et.Trace)
@@ -234,7 +234,7 @@ export class Encoder {
   readonly channels: number;
   /** The one-off first forward pass, in ms. */
   readonly warmupMs: number;
-  /** Linear layers running oneDNN's packed product (0 with packWeights false, on a GPU, or without oneDNN). */
+  /** Linear layers running a packed product (0 with packWeights false, on a GPU, or where no packed kernel runs). */
   readonly packedLinears: number;
   /** Whether the worker replays each batch size's forward pass from an operator trace: the trace option, unless the model's forward pass could not be traced. */
   readonly traced: boolean;

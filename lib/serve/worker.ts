@@ -39,7 +39,7 @@ interface Model {
   /** [n, width] features of n normalised images. */
   features(x: Tensor): Tensor;
   classifier: { classes: string[] | null; numClasses: number; classify(pixels: Uint8Array[], topK: number): Promise<Classification[][]> } | null;
-  /** Packs the Linear layers for oneDNN (nn.packForInference); how many were packed. */
+  /** Packs the Linear layers for inference (nn.packForInference); how many were packed. */
   pack(): number;
   dispose(): void;
 }
