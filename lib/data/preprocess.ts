@@ -142,16 +142,28 @@ export function toNormalizedTensor(
   std: readonly number[],
   device?: Device,
 ): Tensor {
+  return scope(() => normalizeNhwc(pixelTensor(batch, n, h, w, c, device), { mean: [...mean], std: [...std] }));
+}
+
+/** The uint8 tensor [N, H, W, C] of N*H*W*C pixels, on `device`: the first half of toNormalizedTensor. */
+export function pixelTensor(batch: Uint8Array, n: number, h: number, w: number, c: number, device?: Device): Tensor {
   positiveInt(n, 'the batch size');
   positiveInt(h, 'the height');
   positiveInt(w, 'the width');
   checkChannels(c);
   checkPixels(batch, n * h * w * c, `a ${n} x ${h} x ${w} x ${c} batch`);
-  checkNormalization(mean, std, c);
-  const o = device === undefined ? undefined : { device };
-  return scope(() => {
-    // The uint8 permute is made contiguous first so every later op is NCHW.
-    const pixels = fromTypedArray(batch, [n, h, w, c], o).permute(0, 3, 1, 2).contiguous();
-    return normalizeImages(pixels, { mean: [...mean], std: [...std] });
-  });
+  return fromTypedArray(batch, [n, h, w, c], device === undefined ? undefined : { device });
+}
+
+/**
+ * normalizeImages of uint8 images [N, H, W, C]: the second half of
+ * toNormalizedTensor, all tensor operators, so an operator trace can replay
+ * it with the model (the serving worker does).
+ */
+export function normalizeNhwc(pixels: Tensor, norm: Partial<Normalization> = {}): Tensor {
+  if (pixels?.dtype !== 'uint8' || pixels.ndim !== 4) {
+    throw new TypeError(`Expected uint8 images [N, H, W, C] but received ${pixels?.dtype ?? String(pixels)} [${pixels?.shape?.join(', ') ?? ''}]`);
+  }
+  // The uint8 permute is made contiguous first so every later op is NCHW.
+  return scope(() => normalizeImages(pixels.permute(0, 3, 1, 2).contiguous(), norm));
 }

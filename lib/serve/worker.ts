@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { inferenceMode } from '../autograd';
 import type { ImageDataset } from '../data/dataset';
-import { defaultNormalization, toNormalizedTensor, type Normalization } from '../data/preprocess';
+import { defaultNormalization, normalizeNhwc, pixelTensor, type Normalization } from '../data/preprocess';
 import { loadEncoder } from '../extrema/checkpoint';
 import { CLASSIFIER_FORMAT, loadClassifier } from '../eval/classifier-checkpoint';
 import { predictDataset, storedNormalization } from '../eval/predict';
@@ -132,12 +132,14 @@ function main(): void {
     const f = model.features(x);
     return init.normalize ? normalize(f, 2, 1) : f;
   };
+  // From the uint8 pixels [N, H, W, C]: the normalisation is traced with the model.
+  const fromPixels = (raw: Tensor): Tensor => forward(normalizeNhwc(raw, norm));
   // One operator trace per batch size: the same operators, without the model's JavaScript.
   const traces = new TraceCache(MAX_TRACES);
   // Inference mode: the forward pass without autograd bookkeeping; the features are copied out.
   const embed = (pixels: Uint8Array, n: number): Float32Array<ArrayBuffer> => inferenceMode(() => scope(() => {
-    const x = toNormalizedTensor(pixels, n, size, size, channels, norm.mean, norm.std, device);
-    const rows = init.trace ? traces.run(n, x, forward) : forward(x);
+    const raw = pixelTensor(pixels, n, size, size, channels, device);
+    const rows = init.trace ? traces.run(n, raw, fromPixels) : fromPixels(raw);
     // A copy we own, so its buffer can be transferred back.
     return new Float32Array(rows.to({ device: 'cpu', dtype: 'float32' }).toTypedArray<'float32'>());
   }));
