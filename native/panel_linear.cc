@@ -10,8 +10,10 @@
 // layer; a small ViT's 36 layers at batch 1 spend about 0.6 ms of a 4.9 ms
 // forward pass on that (BENCHMARKS.md). libtorch does not export oneDNN's API,
 // so the primitive cannot be kept from here.
-#include <ATen/ATen.h>
+#include "common.h"
+
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -154,6 +157,7 @@ at::Tensor PanelLinear(const at::Tensor& input, const at::Tensor& panels, const 
                   panels.is_contiguous(),
               "Expected panels from pack_panels for panel_linear but received a tensor of shape ", panels.sizes());
   const int64_t k = panels.size(1);
+  TORCH_CHECK(k > 0 && panels.size(0) > 0, "Expected panels from pack_panels for panel_linear but received an empty tensor of shape ", panels.sizes());
   TORCH_CHECK(out_features > (panels.size(0) - 1) * kPanelCols && out_features <= panels.size(0) * kPanelCols,
               "panel_linear: ", out_features, " output features do not fit ", panels.size(0), " panels of ", kPanelCols);
   TORCH_CHECK(input.scalar_type() == at::kFloat && input.device().is_cpu(), "Expected a float32 CPU input for panel_linear but received ",
@@ -179,15 +183,20 @@ at::Tensor PanelLinear(const at::Tensor& input, const at::Tensor& panels, const 
 }
 
 }  // namespace
+
+void RegisterPanelLinear(Napi::Env, Napi::Object) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (c10::Dispatcher::singleton().findSchema({"extrema::panel_linear", ""}).has_value()) return;
+    // Never destroyed: a Library unregisters its operators when it goes.
+    auto* def = new torch::Library(torch::Library::DEF, "extrema", std::nullopt, __FILE__, __LINE__);
+    def->def("panels_supported() -> bool", &Supported);
+    def->def("pack_panels(Tensor weight) -> Tensor");
+    def->def("panel_linear(Tensor input, Tensor panels, Tensor? bias, int out_features, str activation) -> Tensor");
+    auto* cpu = new torch::Library(torch::Library::IMPL, "extrema", c10::DispatchKey::CPU, __FILE__, __LINE__);
+    cpu->impl("pack_panels", &PackPanels);
+    cpu->impl("panel_linear", &PanelLinear);
+  });
+}
+
 }  // namespace extrema
-
-TORCH_LIBRARY(extrema, m) {
-  m.def("panels_supported() -> bool", &extrema::Supported);
-  m.def("pack_panels(Tensor weight) -> Tensor");
-  m.def("panel_linear(Tensor input, Tensor panels, Tensor? bias, int out_features, str activation) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(extrema, CPU, m) {
-  m.impl("pack_panels", &extrema::PackPanels);
-  m.impl("panel_linear", &extrema::PanelLinear);
-}

@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as et from '../../lib';
 
@@ -100,4 +102,23 @@ test('bigints outside int64 and non-integers are refused by name', () => {
   assert.throws(() => et.aten.sum_dim_IntList(x, [1.5]), { name: 'TypeError', message: /Expected an integer for argument 'dim' of aten::sum\.dim_IntList but received the number 1\.5$/ });
   assert.throws(() => et.aten.sum_dim_IntList(x, [Infinity]), { name: 'TypeError', message: /received the number Infinity$/ });
   assert.deepEqual(et.aten.sum_dim_IntList(et.ones([3, 4]), [1n as unknown as number]).toArray(), [4, 4, 4]);
+});
+
+test('a second copy of the addon loads into a process that has one (another install of the package): its operators are registered once', () => {
+  const root = path.resolve(__dirname, '..', '..', '..');
+  const addon = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'extrema-addon-copy-'));
+  try {
+    const copy = path.join(dir, 'extrema.node');
+    fs.copyFileSync(addon, copy);
+    const out = runChild(`
+      const second = { exports: {} };
+      process.dlopen(second, ${JSON.stringify(copy)});
+      const packed = et.packLinearWeight(et.randn([5, 8]));
+      console.log(typeof second.exports.lookupOp, et.packedLinear(et.randn([2, 8]), packed, null).shape.join('x'));
+    `);
+    assert.equal(out.trim(), 'function 2x5');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
