@@ -19,3 +19,4 @@ export { VitClassifier, vitClassifierConfig, type VitClassifierConfig } from './
 export { VisionTransformer, gatherViews, type EncodeOptions, type EncoderOutput, type VisionTransformerOptions } from './vision-transformer';
 export { BatchNorm1d, type BatchNorm1dOptions } from './batch-norm';
 export { packForInference, unpackAll, withPackedLinears, type PackReport } from './pack-for-inference';
+export { PackableModule } from './inference-pack';

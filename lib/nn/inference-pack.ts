@@ -1,24 +1,18 @@
 // A module's weight packed for inference (packLinearWeight), kept beside the
 // weight and remade when the weight changes. Linear and the patch
-// embedding's projection (a linear map of flattened patches) both keep one.
+// embedding's projection (a linear map of flattened patches) both keep one,
+// as PackableModules; nn.packForInference packs every PackableModule.
 import { isGradEnabled, noGrad } from '../autograd';
 import { isAutocastEnabled } from '../runtime/device-runtime';
-import { packLinearWeight, type PackedKernel } from '../tensor/packed-linear';
+import { defaultPackedKernel, packLinearWeight, type PackedKernel } from '../tensor/packed-linear';
 import type { Tensor } from '../tensor/tensor';
+import { Module } from './module';
 
 /** The packed copy, and which weight (object and in-place version) it was made from. */
 interface Packed {
   weight: Tensor;
   version: number;
   from: Tensor;
-}
-
-/** Modules nn.packForInference packs: Linear and PatchProjection. */
-export interface InferencePackable {
-  packForInference(kernel?: PackedKernel | null): boolean;
-  unpack(): void;
-  readonly isPacked: boolean;
-  readonly packedKernel: PackedKernel | null;
 }
 
 export class InferencePack {
@@ -80,5 +74,42 @@ export class InferencePack {
     const w = this.weight();
     if (p.from !== w || p.from.isDisposed || w.version !== p.version) return this.pack(this.kernel) ? this.packed!.weight : null;
     return p.weight;
+  }
+}
+
+/** A module with one weight that can run packed for inference (Linear, PatchProjection). */
+export abstract class PackableModule extends Module {
+  protected abstract readonly packed: InferencePack;
+
+  /**
+   * Keeps a packed copy of the weight for inference (packLinearWeight with
+   * `kernel`, by default defaultPackedKernel()): from then on a forward
+   * pass with gradients off, on a float32 CPU input outside CPU autocast,
+   * runs the packed product (the same values to float rounding). The copy
+   * is remade when the weight changes (in place or replaced); with
+   * gradients on, or elsewhere, the plain path runs. Returns whether packing
+   * applies here (a float32 CPU weight, a packed kernel that runs here, a
+   * weight that is not an inference tensor).
+   */
+  packForInference(kernel: PackedKernel | null = defaultPackedKernel()): boolean {
+    return this.packed.pack(kernel);
+  }
+
+  /** Drops the packed copy (forward runs the plain path again). */
+  unpack(): void {
+    this.packed.unpack();
+  }
+
+  get isPacked(): boolean {
+    return this.packed.isPacked;
+  }
+
+  /** The kernel the packed copy runs; null when unpacked. */
+  get packedKernel(): PackedKernel | null {
+    return this.packed.packedKernel;
+  }
+
+  protected override releaseCaches(): void {
+    this.unpack();
   }
 }

@@ -1,7 +1,5 @@
-import { Linear } from './linear';
 import type { Module } from './module';
-import { PatchProjection } from './patch-embed';
-import type { InferencePackable } from './inference-pack';
+import { PackableModule } from './inference-pack';
 import { defaultPackedKernel, type PackedKernel } from '../tensor/packed-linear';
 
 export interface PackReport {
@@ -31,8 +29,8 @@ export function unpackAll(module: Module): void {
   for (const m of linearsOf(module)) m.unpack();
 }
 
-function linearsOf(module: Module): InferencePackable[] {
-  return [...module.namedModules()].flatMap(([, m]) => (m instanceof Linear || m instanceof PatchProjection ? [m] : []));
+function linearsOf(module: Module): PackableModule[] {
+  return [...module.namedModules()].flatMap(([, m]) => (m instanceof PackableModule ? [m] : []));
 }
 
 /**

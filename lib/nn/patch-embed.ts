@@ -1,12 +1,12 @@
 import { Module } from './module';
 import { conv2d } from '../tensor/functional';
-import { defaultPackedKernel, packedLinear, type PackedKernel } from '../tensor/packed-linear';
+import { packedLinear } from '../tensor/packed-linear';
 import { empty } from '../tensor/creation';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
 import { defaultWeightInit_, uniform_ } from './init';
 import { positiveInt } from '../checks';
-import { InferencePack, type InferencePackable } from './inference-pack';
+import { InferencePack, PackableModule } from './inference-pack';
 
 export interface PatchEmbedOptions {
   imgSize: [number, number];
@@ -65,11 +65,11 @@ export class PatchEmbed extends Module {
  * few images oneDNN's convolution costs several times the product (0.11 ms
  * against 0.02 for one 28 x 28 image, BENCHMARKS.md).
  */
-export class PatchProjection extends Module implements InferencePackable {
+export class PatchProjection extends PackableModule {
   weight: Tensor;
   bias: Tensor;
   // [out, in, p, p] -> [out, in * p * p], the order tokens() flattens each patch in.
-  private readonly packed = new InferencePack(() => this.weight, (w) => w.reshape([this.outChans, -1]));
+  protected readonly packed = new InferencePack(() => this.weight, (w) => w.reshape([this.outChans, -1]));
 
   constructor(readonly inChans: number, readonly outChans: number, readonly patchSize: number, generator?: Generator) {
     super();
@@ -108,24 +108,4 @@ export class PatchProjection extends Module implements InferencePackable {
     }
   }
 
-  packForInference(kernel: PackedKernel | null = defaultPackedKernel()): boolean {
-    return this.packed.pack(kernel);
-  }
-
-  unpack(): void {
-    this.packed.unpack();
-  }
-
-  get isPacked(): boolean {
-    return this.packed.isPacked;
-  }
-
-  /** The kernel the packed copy runs; null when unpacked. */
-  get packedKernel(): PackedKernel | null {
-    return this.packed.packedKernel;
-  }
-
-  protected override releaseCaches(): void {
-    this.unpack();
-  }
 }
