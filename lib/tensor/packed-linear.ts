@@ -4,8 +4,9 @@
 // - 'panels' (native/panel_linear.cc): extrema's AVX-512 product over
 //   64-column panels. oneDNN's kernels are as fast, but every oneDNN call
 //   rebuilds its primitive descriptor (10-20 us a layer), which dominates at
-//   the few rows a served request has: a small ViT's batch-1 forward pass
-//   runs 12-17% faster, larger batches the same (BENCHMARKS.md).
+//   the few rows a served request has: the demo ViT's batch-1 forward pass
+//   runs 13% faster with ours; from 16 images on, oneDNN's is 3-6% faster
+//   (BENCHMARKS.md).
 // - 'onednn': the dispatcher operators torch.compile's CPU freezing uses
 //   (mkldnn::_reorder_linear_weight and mkldnn::_linear_pointwise), with the
 //   GELU fused into the product; used where AVX-512 is missing.
@@ -69,7 +70,8 @@ export function packedKernelAvailable(kernel: PackedKernel): boolean {
  * writes: the panels kernel computes each row alone, in the same order
  * whatever the batch. oneDNN's pulls ahead past about 8 images a batch (6%
  * at 256 on the demo encoder, BENCHMARKS.md): EXTREMA_PACKED_LINEAR=onednn
- * (or panels) in the environment picks one.
+ * (or panels) in the environment picks one; naming one that does not run
+ * here gives null, so layers stay unpacked rather than fail.
  */
 export function defaultPackedKernel(): PackedKernel | null {
   const wanted = process.env.EXTREMA_PACKED_LINEAR;
@@ -128,7 +130,11 @@ export function packedLinear(x: Tensor, packedWeight: Tensor, bias: Tensor | nul
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== made.inFeatures) {
     throw new RangeError(`Expected an input [..., ${made.inFeatures}] for packedLinear but received shape [${x.shape.join(', ')}]`);
   }
+  if (x.dtype !== 'float32' || x.device !== 'cpu') throw new TypeError(`Expected a float32 CPU input for packedLinear but received ${x.dtype} on ${x.device}`);
   const b = ot(bias, 'bias', 'packedLinear');
+  if (bias !== null && bias !== undefined && (bias.ndim !== 1 || bias.shape[0] !== made.outFeatures || bias.dtype !== 'float32' || bias.device !== 'cpu')) {
+    throw new TypeError(`Expected a float32 CPU bias of shape [${made.outFeatures}] for packedLinear but received ${bias.dtype} [${bias.shape.join(', ')}] on ${bias.device}`);
+  }
   if (made.kernel === 'panels') return T(call(panelsOps!.linear, xid, w, b, made.outFeatures, activation));
   return T(call(pointwiseOp!, xid, w, b, activation, [], activation === 'gelu' ? 'none' : ''));
 }

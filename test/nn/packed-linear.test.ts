@@ -245,6 +245,8 @@ test('packing refuses bad weights and activations with clear errors; inference-t
   assert.throws(() => et.packedLinear(et.zeros([2, 5]), w, null), /Expected an input \[\.\.\., 3\] for packedLinear but received shape \[2, 5\]/);
   assert.throws(() => et.packedLinear(et.zeros([2, 3]), et.zeros([4, 3]), null), /Expected a weight from packLinearWeight for "packedWeight" of packedLinear but received another tensor of shape \[4, 3\]/);
   assert.throws(() => et.packLinearWeight(et.zeros([4, 3]), { kernel: 'mkl' as 'panels' }), /Expected one of panels, onednn for "kernel" of packLinearWeight but received the string "mkl"/);
+  assert.throws(() => et.packedLinear(et.zeros([2, 3]), w, et.zeros([5])), /Expected a float32 CPU bias of shape \[4\] for packedLinear but received float32 \[5\] on cpu/);
+  assert.throws(() => et.packedLinear(et.zeros([2, 3], { dtype: 'float64' }), w, null), /Expected a float32 CPU input for packedLinear but received float64 on cpu/);
   const disposed = et.zeros([2, 3]);
   disposed.dispose();
   assert.throws(() => et.packedLinear(disposed, w, null), /disposed/);
