@@ -4,6 +4,10 @@
 // walks a panel from start to end. Registered as dispatcher operators
 // (extrema::pack_panels, extrema::panel_linear) so the generic op path and
 // operator traces call them as they call ATen's.
+// The registration runs when the addon initialises, once per process, and
+// not at all where the operators exist already: a second copy of the addon
+// in one process (another install of the package) must not abort it on a
+// duplicate TORCH_LIBRARY.
 //
 // Why not oneDNN's packed product (mkldnn::_linear_pointwise): its kernels are
 // as fast, but each call rebuilds oneDNN's primitive descriptor, 10-20 us a
