@@ -197,26 +197,22 @@ export async function decodeImage(file: string | Uint8Array, options: DecodeOpti
   if (plain !== null) {
     data = plain.channels === channels ? plain.data : channels === 1 ? rgbToGray(plain.data) : grayToRgb(plain.data);
     ({ width, height } = plain);
-    if (options.size !== undefined) {
-      data = await resizeShorterAndCenterCrop(data, height, width, channels, options.size);
-      height = width = options.size;
+  } else {
+    try {
+      const out = await sharp(file, { autoOrient: options.autoOrient ?? false, ...(options.maxPixels === undefined ? {} : { limitInputPixels: options.maxPixels }) })
+        .flatten({ background: { r: 255, g: 255, b: 255 } })
+        .toColourspace('srgb')
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
+      if (out.info.channels !== 3) throw new Error(`Expected 3 channels after conversion to sRGB but received ${out.info.channels}`);
+      data = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length);
+      width = out.info.width;
+      height = out.info.height;
+    } catch (e) {
+      throw new Error(`Cannot decode image ${what}: ${(e as Error).message}`, { cause: e });
     }
-    return { data, height, width, channels };
+    if (channels === 1) data = rgbToGray(data);
   }
-  try {
-    const out = await sharp(file, { autoOrient: options.autoOrient ?? false, ...(options.maxPixels === undefined ? {} : { limitInputPixels: options.maxPixels }) })
-      .flatten({ background: { r: 255, g: 255, b: 255 } })
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    if (out.info.channels !== 3) throw new Error(`Expected 3 channels after conversion to sRGB but received ${out.info.channels}`);
-    data = new Uint8Array(out.data.buffer, out.data.byteOffset, out.data.length);
-    width = out.info.width;
-    height = out.info.height;
-  } catch (e) {
-    throw new Error(`Cannot decode image ${what}: ${(e as Error).message}`, { cause: e });
-  }
-  if (channels === 1) data = rgbToGray(data);
   if (options.size !== undefined) {
     data = await resizeShorterAndCenterCrop(data, height, width, channels, options.size);
     height = width = options.size;
