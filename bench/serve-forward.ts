@@ -40,23 +40,42 @@ function pixelsOf(n: number, item: number): Uint8Array {
   return Uint8Array.from({ length: n * item }, (_, i) => (i * 37 + 11) & 255);
 }
 
+interface ForwardOptions {
+  /** The packed Linear kernel (default: defaultPackedKernel()). */
+  kernel?: Lib.PackedKernel;
+  /** EXTREMA_INFERENCE_KERNELS while this pass records and runs (default: as the environment says). */
+  inferenceKernels?: 'extrema' | 'aten';
+}
+
 /** extrema's forward as the serving worker runs it: (pixels, n) to features, eagerly or replayed from its trace per batch size (the worker's TraceCache). */
-function extremaForward(et: typeof Lib, checkpoint: string, kernel?: Lib.PackedKernel): { run(pixels: Uint8Array, n: number): Float32Array; replay(pixels: Uint8Array, n: number): Float32Array; size: number; channels: number } {
+function extremaForward(et: typeof Lib, checkpoint: string, options: ForwardOptions = {}): { run(pixels: Uint8Array, n: number): Float32Array; replay(pixels: Uint8Array, n: number): Float32Array; size: number; channels: number } {
   const { loadEncoder } = require('../lib/extrema/checkpoint') as typeof import('../lib/extrema/checkpoint');
   const { toNormalizedTensor, defaultNormalization } = require('../lib/data/preprocess') as typeof import('../lib/data/preprocess');
   const { TraceCache } = require('../lib/serve/trace-cache') as typeof import('../lib/serve/trace-cache');
   const { encoder, config } = loadEncoder(checkpoint, { device: 'cpu', which: 'teacher' });
-  et.nn.packForInference(encoder, kernel === undefined ? {} : { kernel });
+  et.nn.packForInference(encoder, options.kernel === undefined ? {} : { kernel: options.kernel });
   const [size] = config.encoder.imgSize;
   const channels = config.encoder.inChans;
   const norm = defaultNormalization(channels);
   const input = (pixels: Uint8Array, n: number) => toNormalizedTensor(pixels, n, size!, size!, channels, norm.mean, norm.std, 'cpu');
   const forward = (x: Lib.Tensor) => encoder.encode(x).instance;
   const traces = new TraceCache(64);
+  // The switch is read as layers run, so it decides what an eager pass runs and what a trace records.
+  const kernels = <T>(fn: () => T): T => {
+    if (options.inferenceKernels === undefined) return fn();
+    const saved = process.env.EXTREMA_INFERENCE_KERNELS;
+    process.env.EXTREMA_INFERENCE_KERNELS = options.inferenceKernels;
+    try {
+      return fn();
+    } finally {
+      if (saved === undefined) delete process.env.EXTREMA_INFERENCE_KERNELS;
+      else process.env.EXTREMA_INFERENCE_KERNELS = saved;
+    }
+  };
   return {
     size: size!, channels,
-    run: (pixels, n) => et.inferenceMode(() => et.scope(() => forward(input(pixels, n)).toTypedArray<'float32'>())),
-    replay: (pixels, n) => et.inferenceMode(() => et.scope(() => traces.run(n, input(pixels, n), forward).toTypedArray<'float32'>())),
+    run: (pixels, n) => kernels(() => et.inferenceMode(() => et.scope(() => forward(input(pixels, n)).toTypedArray<'float32'>()))),
+    replay: (pixels, n) => kernels(() => et.inferenceMode(() => et.scope(() => traces.run(n, input(pixels, n), forward).toTypedArray<'float32'>()))),
   };
 }
 
@@ -120,7 +139,10 @@ async function main(): Promise<void> {
 
     const ours = extremaForward(et, checkpoint);
     // The same pass with oneDNN's packed product, where the default is the panels kernel.
-    const onednn = et.defaultPackedKernel() !== 'onednn' && et.packedKernelAvailable('onednn') ? extremaForward(et, checkpoint, 'onednn') : null;
+    const onednn = et.defaultPackedKernel() !== 'onednn' && et.packedKernelAvailable('onednn') ? extremaForward(et, checkpoint, { kernel: 'onednn' }) : null;
+    // The same pass with ATen's attention and LayerNorm, where extrema's inference kernels run (tensor/inference-kernels).
+    const { smallAttentionAvailable } = require('../lib/tensor/small-attention') as typeof import('../lib/tensor/small-attention');
+    const atenLayers = smallAttentionAvailable() ? extremaForward(et, checkpoint, { inferenceKernels: 'aten' }) : null;
     const item = ours.size * ours.size * ours.channels;
     const onnx = path.join(dir, 'model.onnx');
     const exported = spawnSync(python, [path.join(ROOT, 'bench', 'serve_export.py'), checkpoint, onnx, String(threads)], { env: pyEnv, encoding: 'utf8' });
@@ -151,8 +173,8 @@ async function main(): Promise<void> {
       console.log(`extrema vs onnxruntime-node on 2 images: max abs difference ${diff.toExponential(1)}`);
     }
 
-    const results = new Map<number, { extrema: number[]; replay: number[]; onednn: number[]; ort: number[]; torch: number[] }>();
-    for (const n of batches) results.set(n, { extrema: [], replay: [], onednn: [], ort: [], torch: [] });
+    const results = new Map<number, { extrema: number[]; replay: number[]; onednn: number[]; aten: number[]; ort: number[]; torch: number[] }>();
+    for (const n of batches) results.set(n, { extrema: [], replay: [], onednn: [], aten: [], ort: [], torch: [] });
     let torchVersion = '';
     for (let r = 0; r < rounds; r++) {
       for (const n of batches) {
@@ -162,6 +184,7 @@ async function main(): Promise<void> {
         res.extrema.push(await medianMs(() => ours.run(px, n), k));
         res.replay.push(await medianMs(() => ours.replay(px, n), k));
         if (onednn !== null) res.onednn.push(await medianMs(() => onednn.replay(px, n), k));
+        if (atenLayers !== null) res.aten.push(await medianMs(() => atenLayers.replay(px, n), k));
         if (session !== null) {
           const input = new ort.Tensor('uint8', px, [n, ours.size, ours.size, ours.channels]);
           res.ort.push(await medianMs(() => session.run({ pixels: input }), k));
@@ -175,16 +198,17 @@ async function main(): Promise<void> {
     }
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; node ${process.version}; torch ${torchVersion}; `
       + `onnxruntime-node ${session === null ? 'skipped' : require('onnxruntime-node/package.json').version}; ${threads} thread(s); median of ${rounds} alternating rounds`);
-    console.log(`extrema's Linear layers: the ${et.defaultPackedKernel()} kernel (the default); "oneDNN replayed" is the same replayed pass with oneDNN's packed product`);
-    console.log('| batch | extrema eager ms | extrema replayed ms | oneDNN replayed ms | onnxruntime-node ms | PyTorch eager ms | eager / onnxruntime-node | replayed / onnxruntime-node | replayed / oneDNN replayed | replayed / PyTorch |');
-    console.log('|---|---|---|---|---|---|---|---|---|---|');
+    console.log(`extrema's Linear layers: the ${et.defaultPackedKernel()} kernel (the default); "oneDNN replayed" is the same replayed pass with oneDNN's packed product; `
+      + '"ATen layers replayed" the same with ATen\'s attention and LayerNorm (EXTREMA_INFERENCE_KERNELS=aten)');
+    console.log('| batch | extrema eager ms | extrema replayed ms | oneDNN replayed ms | ATen layers replayed ms | onnxruntime-node ms | PyTorch eager ms | eager / onnxruntime-node | replayed / onnxruntime-node | replayed / oneDNN replayed | replayed / ATen layers replayed | replayed / PyTorch |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
     const cell = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(2));
     for (const n of batches) {
       const res = results.get(n)!;
       const med = (xs: number[]) => (xs.length > 0 ? median(xs) : NaN);
-      const [e, r, d, o, t] = [med(res.extrema), med(res.replay), med(res.onednn), med(res.ort), med(res.torch)];
+      const [e, r, d, a, o, t] = [med(res.extrema), med(res.replay), med(res.onednn), med(res.aten), med(res.ort), med(res.torch)];
       const vs = (x: number, y: number) => (Number.isNaN(y) ? '-' : (x / y).toFixed(2) + 'x');
-      console.log(`| ${n} | ${cell(e)} | ${cell(r)} | ${cell(d)} | ${cell(o)} | ${cell(t)} | ${vs(e, o)} | ${vs(r, o)} | ${vs(r, d)} | ${vs(r, t)} |`);
+      console.log(`| ${n} | ${cell(e)} | ${cell(r)} | ${cell(d)} | ${cell(a)} | ${cell(o)} | ${cell(t)} | ${vs(e, o)} | ${vs(r, o)} | ${vs(r, d)} | ${vs(r, a)} | ${vs(r, t)} |`);
     }
 
     const child = spawnSync(process.execPath, [__filename, '--role', 'ops', '--checkpoint', checkpoint, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });

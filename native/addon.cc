@@ -24,7 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterGraphs(env, exports);
   RegisterDistributed(env, exports);
   RegisterTrace(env, exports);
-  RegisterPanelLinear(env, exports);
+  RegisterOperators(env, exports);
   return exports;
 }
 

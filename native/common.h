@@ -89,6 +89,6 @@ void RegisterRuntime(Napi::Env env, Napi::Object exports);
 void RegisterGraphs(Napi::Env env, Napi::Object exports);
 void RegisterDistributed(Napi::Env env, Napi::Object exports);
 void RegisterTrace(Napi::Env env, Napi::Object exports);
-void RegisterPanelLinear(Napi::Env env, Napi::Object exports);
+void RegisterOperators(Napi::Env env, Napi::Object exports);
 
 }  // namespace extrema

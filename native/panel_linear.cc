@@ -2,12 +2,8 @@
 // pre-packed once into panels of 64 output columns ([panels, in, 64], zero
 // padded), and an AVX-512 register tile of up to 6 rows x 64 columns that
 // walks a panel from start to end. Registered as dispatcher operators
-// (extrema::pack_panels, extrema::panel_linear) so the generic op path and
-// operator traces call them as they call ATen's.
-// The registration runs when the addon initialises, once per process, and
-// not at all where the operators exist already: a second copy of the addon
-// in one process (another install of the package) must not abort it on a
-// duplicate TORCH_LIBRARY.
+// (extrema::pack_panels, extrema::panel_linear; operators.cc) so the generic
+// op path and operator traces call them as they call ATen's.
 //
 // Why not oneDNN's packed product (mkldnn::_linear_pointwise): its kernels are
 // as fast, but each call rebuilds oneDNN's primitive descriptor, 10-20 us a
@@ -15,15 +11,13 @@
 // forward pass on that (BENCHMARKS.md). libtorch does not export oneDNN's API,
 // so the primitive cannot be kept from here.
 #include "common.h"
+#include "kernels.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/core/dispatch/Dispatcher.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <mutex>
 #include <utility>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -37,16 +31,6 @@ namespace {
 constexpr int64_t kPanelCols = 64;  // 4 AVX-512 registers of floats
 constexpr int kTileRows = 6;        // 6 x 4 accumulators: 24 of the 32 registers
 constexpr int64_t kBlockFloats = 64 * 1024;  // a block of input rows (256 KB) stays in L2 while every panel passes
-
-bool Supported() {
-#if EXTREMA_PANELS_X86
-  // GCC's and clang's check includes the OS saving the AVX-512 state (XCR0).
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512;
-#else
-  return false;
-#endif
-}
 
 #if EXTREMA_PANELS_X86
 // C[rows, cols] = A[rows, :K] x panel[K, 64] (+ bias), for the first `cols`
@@ -138,8 +122,10 @@ void Multiply(const float* x, int64_t m, int64_t k, const float* panels, int64_t
 #endif
 }
 
+}  // namespace
+
 at::Tensor PackPanels(const at::Tensor& weight) {
-  TORCH_CHECK(Supported(), "pack_panels needs a CPU with AVX-512 (panels_supported() is false here)");
+  TORCH_CHECK(CpuHasAvx512(), "pack_panels needs a CPU with AVX-512 (panels_supported() is false here)");
   TORCH_CHECK(weight.dim() == 2, "Expected a 2-D weight [out, in] for pack_panels but received ", weight.dim(), " dimensions");
   TORCH_CHECK(weight.scalar_type() == at::kFloat && weight.device().is_cpu(),
               "Expected a float32 CPU weight for pack_panels but received ", weight.scalar_type(), " on ", weight.device());
@@ -169,7 +155,7 @@ at::Tensor PanelLinear(const at::Tensor& input, const at::Tensor& panels, const 
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == out_features && bias->scalar_type() == at::kFloat && bias->device().is_cpu(),
                 "Expected a float32 CPU bias of shape [", out_features, "] for panel_linear but received ", bias->sizes());
   }
-  TORCH_CHECK(Supported(), "panel_linear needs a CPU with AVX-512 (panels_supported() is false here)");
+  TORCH_CHECK(CpuHasAvx512(), "panel_linear needs a CPU with AVX-512 (panels_supported() is false here)");
   const at::Tensor x = input.contiguous();
   const at::Tensor b = bias.has_value() ? bias->contiguous() : at::Tensor();
   std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
@@ -182,23 +168,6 @@ at::Tensor PanelLinear(const at::Tensor& input, const at::Tensor& panels, const 
   }
   if (activation == "gelu") at::gelu_(out);
   return out;
-}
-
-}  // namespace
-
-void RegisterPanelLinear(Napi::Env, Napi::Object) {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (c10::Dispatcher::singleton().findSchema({"extrema::panel_linear", ""}).has_value()) return;
-    // Never destroyed: a Library unregisters its operators when it goes.
-    auto* def = new torch::Library(torch::Library::DEF, "extrema", std::nullopt, __FILE__, __LINE__);
-    def->def("panels_supported() -> bool", &Supported);
-    def->def("pack_panels(Tensor weight) -> Tensor");
-    def->def("panel_linear(Tensor input, Tensor panels, Tensor? bias, int out_features, str activation) -> Tensor");
-    auto* cpu = new torch::Library(torch::Library::IMPL, "extrema", c10::DispatchKey::CPU, __FILE__, __LINE__);
-    cpu->impl("pack_panels", &PackPanels);
-    cpu->impl("panel_linear", &PanelLinear);
-  });
 }
 
 }  // namespace extrema

@@ -5,6 +5,8 @@ import { scope } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 import type { Generator } from '../runtime/generator';
 import { positiveInt, probability } from '../checks';
+import { inferencePass } from './inference-pack';
+import { smallAttention, smallAttentionEnabled, smallAttentionFits } from '../tensor/small-attention';
 
 export interface AttentionOptions {
   qkvBias?: boolean;
@@ -21,9 +23,15 @@ export interface AttentionResult {
 
 /**
  * softmax(q k^T / sqrt(d)) v per head. With weights requested it is computed
- * explicitly; otherwise through the fused scaled_dot_product_attention.
+ * explicitly; otherwise through the fused scaled_dot_product_attention, or,
+ * in an inference pass (inferencePass) without dropout, through the
+ * small-sequence kernel (tensor/small-attention.ts) where it runs: the
+ * forward passes of serving and evaluation.
  */
 export function multiHeadAttention(q: Tensor, k: Tensor, v: Tensor, dropP: number, withWeights: boolean): { out: Tensor; weights?: Tensor } {
+  if (!withWeights && dropP === 0 && inferencePass(q) && smallAttentionEnabled() && smallAttentionFits(q, k, v)) {
+    return { out: smallAttention(q, k, v) };
+  }
   if (!withWeights) return { out: scaledDotProductAttention(q, k, v, { dropoutP: dropP }) };
   const scale = 1 / Math.sqrt(q.size(-1));
   const weights = q.mul(scale).matmul(k.mT).softmax(-1);

@@ -8,6 +8,16 @@ import { defaultPackedKernel, packLinearWeight, type PackedKernel } from '../ten
 import type { Tensor } from '../tensor/tensor';
 import { Module } from './module';
 
+/**
+ * Whether a forward pass on x may take extrema's inference kernels (packed
+ * Linear layers, tensor/small-attention, tensor/row-layer-norm): gradients
+ * off, a float32 CPU input, and no CPU autocast, under which ATen computes
+ * in the autocast dtype and the kernels would not.
+ */
+export function inferencePass(x: Tensor): boolean {
+  return x.dtype === 'float32' && x.device === 'cpu' && !isGradEnabled() && !isAutocastEnabled('cpu');
+}
+
 /** The packed copy, and which weight (object and in-place version) it was made from. */
 interface Packed {
   weight: Tensor;
@@ -68,8 +78,7 @@ export class InferencePack {
   /** The packed weight to use for this input, remade if stale; null for the plain path. */
   weightFor(x: Tensor): Tensor | null {
     const p = this.packed;
-    // Under CPU autocast ATen runs in the autocast dtype; the packed product would not.
-    if (p === null || x.dtype !== 'float32' || isGradEnabled() || isAutocastEnabled('cpu')) return null;
+    if (p === null || !inferencePass(x)) return null;
     // Replaced (a user assignment) or written in place since: pack the weight as it is now, if it qualifies.
     const w = this.weight();
     if (p.from !== w || p.from.isDisposed || w.version !== p.version) return this.pack(this.kernel) ? this.packed!.weight : null;
