@@ -20,6 +20,9 @@ export {
   packLinearWeight, packedLinear, packedLinearAvailable, packedKernelAvailable, defaultPackedKernel, packedKernelOf, PACKED_KERNELS,
   type PackedActivation, type PackedKernel,
 } from './tensor/packed-linear';
+export { smallAttention, smallAttentionAvailable, smallAttentionFits, SMALL_ATTENTION_MAX_KEYS, SMALL_ATTENTION_MAX_HEAD_DIM } from './tensor/small-attention';
+export { rowLayerNorm, rowLayerNormAvailable } from './tensor/row-layer-norm';
+export { inferenceKernels, type InferenceKernels } from './tensor/inference-kernels';
 /** Every ATen operator overload, generated from libtorch's schemas. */
 export * as aten from './tensor/ops.generated';
 export * as autograd from './autograd';
