@@ -1,8 +1,8 @@
 // LayerNorm over the last dimension for inference, in one AVX-512 pass per
 // row: ATen's layer_norm also computes and allocates the mean and inverse
-// standard deviation that autograd would need, about 8 us a call at the 50
-// rows of a small ViT served one image at a time, where the arithmetic
-// takes 1-2 (BENCHMARKS.md). Registered as the dispatcher operator
+// standard deviation that autograd would need, about 6 us a call at the 50
+// rows of a small ViT served one image at a time, against 4 for this
+// (bench:inference-kernels, BENCHMARKS.md). Registered as the dispatcher operator
 // extrema::row_layer_norm (operators.cc), so operator traces replay it like
 // ATen's.
 //

@@ -1,16 +1,21 @@
 // Scaled dot-product attention, softmax(q k^T * scale) v, for the short
 // sequences of a small ViT at inference: an AVX-512 kernel per (image, head)
-// with no setup. ATen's CPU flash attention takes about 40 us for 3 heads
-// of 50 tokens, twice what the arithmetic needs: it is built for long
-// sequences (blocking, per-call buffers), and at few images its fixed cost
-// dominates (BENCHMARKS.md). Registered as the dispatcher operator
+// with no setup. ATen's CPU flash attention is built for long sequences
+// (blocking, per-call buffers); at the 50 tokens and few images of a served
+// request its fixed cost is a large part of its time (bench:inference-kernels,
+// BENCHMARKS.md). Registered as the dispatcher operator
 // extrema::small_attention (operators.cc), so operator traces replay it like
 // ATen's.
 //
-// Per (image, head): the keys are transposed once into [head_dim, keys]
-// (zero padded to a multiple of 16), the scores of up to 6 query rows are a
-// register tile of 6 x 64 keys, the softmax runs on them in place, and the
-// values come in as a 6 x 64 tile of the output. The output is laid out
+// Per (image, head): the keys are transposed once into [head_dim, keys] and
+// the values copied, both zero padded to whole chunks of 64; the scores of
+// up to 6 query rows are a register tile of 6 x 64 keys, the softmax runs
+// on them in place, and the values come in as a 6 x 64 tile of the output.
+// Fewer than 6 queries (a class token's one) take plain dot products on the
+// rows as they are instead: the copies would cost more than the arithmetic.
+// Numerically it is ATen's recipe: scores times scale, minus the row's
+// maximum, exp, the weighted sum of values divided by the sum of the
+// exponentials at the end. The output is laid out
 // [B, queries, heads, head_dim] and returned as the [B, heads, queries,
 // head_dim] view, as ATen's flash attention returns it, so merging the heads
 // afterwards is a view, not a copy.
