@@ -42,6 +42,7 @@ for (const headNorm of ['layer', 'batch'] as const) {
       if (r.spread !== undefined) assert.ok(Math.abs((r.spread as number) - (b[i]!.spread as number)) < 1e-4, `step ${i}: spread`);
     });
     assert.ok(a.some((r) => r.spread !== undefined), 'collapse measured on both');
+    const drift = 2 * pretrainConfig(tiny('x')).predictorLrScale * a.reduce((sum, r) => sum + (r.lr as number), 0);
     const ma = loadCheckpoint(plain.checkpoint);
     const mb = loadCheckpoint(fixed.checkpoint);
     const sb = mb.stateDict();
@@ -49,11 +50,13 @@ for (const headNorm of ['layer', 'batch'] as const) {
       if (!t.dtype.startsWith('float')) continue;
       const diff = t.sub(sb.get(k)!).abs().max().item();
       // A bias right before a BatchNorm has a zero gradient up to rounding, which
-      // Adam normalises into steps of about lr (6e-5 here, 10x that in the
-      // predictor, the demo's predictorLrScale): only that noise differs, and
-      // the BatchNorm's running mean just after it tracks it.
+      // Adam normalises into steps of up to about lr each (10x that in the
+      // predictor, the demo's predictorLrScale): only that noise differs, so
+      // two runs can drift apart by the sum of those steps each way, and the
+      // BatchNorm's running mean just after it tracks the drift. (A fixed 1e-3
+      // here failed once at 1.1e-3; this bound is 5e-3.)
       const beforeBatchNorm = headNorm === 'batch' && /(^|\.)(head|predictor)\.([03]\.bias|[14]\.running_mean)$/.test(k);
-      assert.ok(diff < (beforeBatchNorm ? 1e-3 : 1e-4), `${k} differs by ${diff}`);
+      assert.ok(diff < (beforeBatchNorm ? drift : 1e-4), `${k} differs by ${diff}`);
     }
     ma.dispose();
     mb.dispose();
