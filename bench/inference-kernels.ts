@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as et from '../lib';
-import { median } from './timing';
+import { median, medianCallMs } from './timing';
 import { pythonEnv, tmpDir } from '../test/helpers/oracle';
 
 /** The demo encoder's calls at `images` images: attention as [queries, keys] per image (3 heads of 64), LayerNorm as tokens per image (width 192). */
@@ -26,17 +26,6 @@ function demoCalls(images: number): { attention: [number, number][]; layerNorm: 
     attention: [...Array<[number, number]>(6).fill([49, 49]), ...Array<[number, number]>(2).fill([1, 50])],
     layerNorm: [...Array<number>(12).fill(49), 50, 50, 1, 1, 1],
   };
-}
-
-function passMs(fn: () => void, rounds: number): number {
-  for (let i = 0; i < 5; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
 }
 
 function main(): void {
@@ -68,16 +57,16 @@ function main(): void {
       const add = (k: string, ms: number) => (samples[k] ??= []).push(ms);
       for (let round = 0; round < 3; round++) {
         et.inferenceMode(() => {
-          add('attention', passMs(() => et.scope(() => {
+          add('attention', medianCallMs(() => et.scope(() => {
             for (const a of attention) et.smallAttention(a.q, a.k, a.v);
           }), rounds));
-          add('sdpa', passMs(() => et.scope(() => {
+          add('sdpa', medianCallMs(() => et.scope(() => {
             for (const a of attention) et.scaledDotProductAttention(a.q, a.k, a.v);
           }), rounds));
-          add('norm', passMs(() => et.scope(() => {
+          add('norm', medianCallMs(() => et.scope(() => {
             for (const n of norms) et.rowLayerNorm(n.x, n.w, n.b, 1e-6);
           }), rounds));
-          add('layerNorm', passMs(() => et.scope(() => {
+          add('layerNorm', medianCallMs(() => et.scope(() => {
             for (const n of norms) et.layerNorm(n.x, [192], n.w, n.b, 1e-6);
           }), rounds));
         });

@@ -8,22 +8,10 @@ usage: inference_kernels.py calls.json threads rounds
 """
 import json
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
-
-
-def median_ms(fn, rounds):
-    for _ in range(5):
-        fn()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2] * 1e3
+from timing import median_ms
 
 
 def main():

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as et from '../lib';
-import { median } from './timing';
+import { median, medianCallMs } from './timing';
 import { pythonEnv, tmpDir } from '../test/helpers/oracle';
 
 /** [rows, in, out, gelu] of each Linear layer of the demo encoder's forward pass at `images` images. */
@@ -28,17 +28,6 @@ function demoLayers(images: number): [number, number, number, boolean][] {
     layers.push([images, 192, 192, false], [images, 192, 768, true], [images, 768, 192, false]);
   }
   return layers;
-}
-
-function passMs(fn: () => void, rounds: number): number {
-  for (let i = 0; i < 5; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-  }
-  return median(ts);
 }
 
 function main(): void {
@@ -68,11 +57,11 @@ function main(): void {
       for (let round = 0; round < 3; round++) {
         et.inferenceMode(() => {
           for (const kernel of kernels) {
-            add(kernel, passMs(() => et.scope(() => {
+            add(kernel, medianCallMs(() => et.scope(() => {
               for (const l of layers) et.packedLinear(l.x, l.packed.get(kernel)!, l.b, l.gelu ? 'gelu' : 'none');
             }), rounds));
           }
-          add('aten', passMs(() => et.scope(() => {
+          add('aten', medianCallMs(() => et.scope(() => {
             for (const l of layers) {
               const y = et.linear(l.x, l.w, l.b);
               if (l.gelu) et.gelu(y);

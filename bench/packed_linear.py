@@ -8,10 +8,10 @@ usage: packed_linear.py layers.json threads rounds
 """
 import json
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import median_ms
 
 
 def main():
@@ -38,15 +38,7 @@ def main():
     out = {"torch": torch.__version__}
     with torch.inference_mode():
         for name, fn in (("linear", plain), ("mkldnn", packed)):
-            for _ in range(5):
-                fn()
-            times = []
-            for _ in range(rounds):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-            times.sort()
-            out[name] = times[len(times) // 2] * 1e3
+            out[name] = median_ms(fn, rounds)
     print(json.dumps(out))
 
 

@@ -15,3 +15,16 @@ def best(fn, iters, repeats=3, settle=None):
             settle()
         times.append((time.perf_counter() - t0) / iters)
     return min(times)
+
+
+def median_ms(fn, calls):
+    """Milliseconds of fn's median call: 5 warm-up calls, then `calls` timed one by one."""
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] * 1e3

@@ -16,6 +16,18 @@ export function bestPerCall(fn: () => void, iters: number, repeats = 3, settle?:
   return min;
 }
 
+/** Milliseconds of fn's median call: 5 warm-up calls, then `calls` timed one by one. */
+export function medianCallMs(fn: () => void, calls: number): number {
+  for (let i = 0; i < 5; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
 export function median(xs: readonly number[]): number {
   return xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)] as number;
 }

@@ -49,3 +49,14 @@ export function assertCloseToScale(actual: Tensor, expected: Tensor, what: strin
   const scale = toNumbers(expected).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   assertClose(actual, expected, what, { rtol: rel, atol: rel * scale + floor });
 }
+
+/** Each case's output of ours against the oracle's `${name}/out0` (ops_oracle.py): the same shape, and close to the expected values' scale. */
+export function assertMatchesOracle(ours: ReadonlyMap<string, Tensor>, theirs: ReadonlyMap<string, Tensor>, names: Iterable<string>, label = ''): void {
+  for (const name of names) {
+    const got = ours.get(name)!;
+    const want = theirs.get(`${name}/out0`)!;
+    const what = label === '' ? name : `${label} ${name}`;
+    assert.deepEqual(got.shape, want.shape, what);
+    assertCloseToScale(got, want, what);
+  }
+}

@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as et from '../../lib';
 import { runOracle } from '../helpers/oracle';
-import { assertClose, assertCloseToScale } from '../helpers/compare';
+import { assertClose, assertCloseToScale, assertMatchesOracle } from '../helpers/compare';
 
 const { Linear, Mlp, PatchEmbed, PatchProjection, VisionTransformer, packForInference, unpackAll, withPackedLinears } = et.nn;
 const available = et.packedLinearAvailable();
@@ -59,11 +59,7 @@ for (const kernel of kernels) {
       }
     });
     const theirs = runOracle('ops_oracle.py', { cases }, inputs);
-    for (const c of cases) {
-      const got = ours.get(c.name)!;
-      assert.deepEqual(got.shape, theirs.get(`${c.name}/out0`)!.shape, c.name);
-      assertCloseToScale(got, theirs.get(`${c.name}/out0`)!, `${kernel} ${c.name}`);
-    }
+    assertMatchesOracle(ours, theirs, cases.map((c) => c.name), kernel);
   });
 }
 

@@ -10,7 +10,7 @@ import * as et from '../../lib';
 import { multiHeadAttention } from '../../lib/nn/attention';
 import { SMALL_ATTENTION_MAX_KEYS, smallAttention, smallAttentionAvailable, smallAttentionEnabled, smallAttentionFits } from '../../lib/tensor/small-attention';
 import { runOracle } from '../helpers/oracle';
-import { assertCloseToScale } from '../helpers/compare';
+import { assertCloseToScale, assertMatchesOracle } from '../helpers/compare';
 import { withEnv } from '../helpers/env';
 
 // The kernel runs, and inference attention takes it unless the environment says otherwise.
@@ -52,12 +52,7 @@ test('smallAttention matches F.scaled_dot_product_attention across its paths and
   cases.push({ name: 'fused', inputs: ['q', 'k', 'v'], py: 'F.scaled_dot_product_attention(q, k, v)', grad: false });
   for (const [name, x] of Object.entries({ q, k, v })) inputs.set(`fused/${name}`, x);
   const theirs = runOracle('ops_oracle.py', { cases }, inputs);
-  for (const c of cases) {
-    const got = ours.get(c.name)!;
-    const want = theirs.get(`${c.name}/out0`)!;
-    assert.deepEqual(got.shape, want.shape, c.name);
-    assertCloseToScale(got, want, c.name);
-  }
+  assertMatchesOracle(ours, theirs, cases.map((c) => c.name));
 });
 
 test('its output is laid out [B, queries, heads, D], so merging the heads is a view', { skip: runs ? false : 'the kernel does not run here' }, () => {
