@@ -21,6 +21,7 @@
 // afterwards is a view, not a copy.
 #include "common.h"
 #include "kernels.h"
+#include "simd_math.h"
 
 #include <ATen/Parallel.h>
 
@@ -45,25 +46,6 @@ constexpr int64_t kMaxKeys = 512;  // the transposed keys and a tile's scores st
 constexpr int64_t kMaxHeadDim = 256;
 
 #if EXTREMA_ATTENTION_X86
-// exp(x) to about 2 ulp (Cephes' expf: a degree-6 polynomial on x - n ln 2,
-// then scaled by 2^n). Scores minus their row's maximum are <= 0; below
-// -103 exp is under the smallest float and comes out 0. A NaN stays NaN
-// (vmaxps returns its second operand when either is NaN).
-__attribute__((target("avx512f"))) inline __m512 Exp(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-103.0f), x);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
-
 // Lanes of the 4 registers of a chunk that hold one of `valid` (<= 64) columns.
 inline std::array<__mmask16, 4> ChunkMasks(int64_t valid) {
   std::array<__mmask16, 4> mask;
