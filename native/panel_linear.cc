@@ -23,11 +23,6 @@
 #include <cstdint>
 #include <utility>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define EXTREMA_PANELS_X86 1
-#include <immintrin.h>
-#endif
-
 namespace extrema {
 namespace {
 
@@ -35,7 +30,7 @@ constexpr int64_t kPanelCols = 64;  // 4 AVX-512 registers of floats
 constexpr int kTileRows = 6;        // 6 x 4 accumulators: 24 of the 32 registers
 constexpr int64_t kBlockFloats = 64 * 1024;  // a block of input rows (256 KB) stays in L2 while every panel passes
 
-#if EXTREMA_PANELS_X86
+#if EXTREMA_AVX512_KERNELS
 // C[rows, cols] = A[rows, :K] x panel[K, 64] (+ bias), for the first `cols`
 // (<= 64) columns of the panel. Meanwhile it asks for `ahead_lines` cache
 // lines from `ahead` (a share of the next panel) into L2, `ahead_per_k` a step.
@@ -43,11 +38,7 @@ template <int Rows, bool WithGelu>
 __attribute__((target("avx512f"))) void Tile(const float* a, int64_t lda, const float* panel, const float* bias,
                                              int64_t depth, float* c, int64_t ldc, int64_t cols, const char* ahead,
                                              int64_t ahead_per_k, int64_t ahead_lines) {
-  std::array<__mmask16, 4> mask;
-  for (int v = 0; v < 4; v++) {
-    const int64_t lanes = std::clamp<int64_t>(cols - 16 * v, 0, 16);
-    mask[v] = static_cast<__mmask16>((1u << lanes) - 1u);
-  }
+  const std::array<__mmask16, 4> mask = ChunkMasks(cols);
   __m512 acc[Rows][4];
   for (int v = 0; v < 4; v++) {
     const __m512 start = bias != nullptr ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
@@ -94,7 +85,7 @@ const std::array<TileFn, kTileRows> kGeluTiles = TileTable<true>(std::make_integ
 
 // out[m, n] = x[m, k] W^T + b, then GELU if `gelu`, with W packed by PackPanels; x and out contiguous.
 void Multiply(const float* x, int64_t m, int64_t k, const float* panels, int64_t n, const float* bias, bool gelu, float* out) {
-#if EXTREMA_PANELS_X86
+#if EXTREMA_AVX512_KERNELS
   const int64_t panel_count = (n + kPanelCols - 1) / kPanelCols;
   // Blocks of even height, so one more row than a block holds is not a full block and a 1-row one.
   const int64_t max_block_rows = std::max<int64_t>(kTileRows * 8, kBlockFloats / k);

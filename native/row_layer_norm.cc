@@ -11,6 +11,7 @@
 // y = (x * rstd + (-mean * rstd)) * weight + bias.
 #include "common.h"
 #include "kernels.h"
+#include "simd_math.h"
 
 #include <ATen/Parallel.h>
 
@@ -18,18 +19,10 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define EXTREMA_LAYER_NORM_X86 1
-#include <immintrin.h>
-#endif
-
 namespace extrema {
 namespace {
 
-#if EXTREMA_LAYER_NORM_X86
-// Lanes of the 16 floats from `at` that are among the row's `n`.
-inline __mmask16 Lanes(int64_t at, int64_t n) { return static_cast<__mmask16>((1u << std::clamp<int64_t>(n - at, 0, 16)) - 1u); }
-
+#if EXTREMA_AVX512_KERNELS
 __attribute__((target("avx512f"))) void NormalizeRow(const float* x, const float* weight, const float* bias, int64_t n, float eps, float* y) {
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < n; j += 16) sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(Lanes(j, n), x + j));
@@ -73,7 +66,7 @@ at::Tensor RowLayerNorm(const at::Tensor& input, const at::Tensor& weight, const
   const at::Tensor x = input.contiguous(), w = weight.contiguous(), b = bias.contiguous();
   at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
   const int64_t rows = n == 0 ? 0 : x.numel() / n;
-#if EXTREMA_LAYER_NORM_X86
+#if EXTREMA_AVX512_KERNELS
   if (rows > 0) {
     const float* xp = x.data_ptr<float>();
     const float* wp = w.data_ptr<float>();

@@ -1,13 +1,27 @@
-// Vector math for the AVX-512 inference kernels (small_attention.cc,
-// panel_linear.cc): the functions ATen's vectorized kernels apply, in the
-// same form, so a fused epilogue agrees with ATen's separate pass to float
-// rounding.
+// Vector helpers for the AVX-512 inference kernels (panel_linear.cc,
+// small_attention.cc, row_layer_norm.cc): lane masks for rows that are not a
+// whole number of vectors, and the functions ATen's vectorized kernels
+// apply, in the same form, so a fused epilogue agrees with ATen's separate
+// pass to float rounding. EXTREMA_AVX512_KERNELS says whether this compiler
+// and architecture build them at all (kernels.h's CpuHasAvx512 says whether
+// they run on this CPU).
 #pragma once
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define EXTREMA_AVX512_KERNELS 1
 #include <immintrin.h>
 
+#include <algorithm>
+#include <array>
+#include <cstdint>
+
 namespace extrema {
+
+// Lanes of the 16 floats from index `at` that are among the first `n`.
+inline __mmask16 Lanes(int64_t at, int64_t n) { return static_cast<__mmask16>((1u << std::clamp<int64_t>(n - at, 0, 16)) - 1u); }
+
+// Lanes of the 4 registers of a 64-float chunk that hold one of its first `valid` floats.
+inline std::array<__mmask16, 4> ChunkMasks(int64_t valid) { return {Lanes(0, valid), Lanes(16, valid), Lanes(32, valid), Lanes(48, valid)}; }
 
 // exp(x) to about 2 ulp (Cephes' expf: a degree-6 polynomial on x - n ln 2,
 // then scaled by 2^n). Below -103 exp is under the smallest float and comes

@@ -32,11 +32,6 @@
 #include <utility>
 #include <vector>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define EXTREMA_ATTENTION_X86 1
-#include <immintrin.h>
-#endif
-
 namespace extrema {
 namespace {
 
@@ -45,17 +40,7 @@ constexpr int64_t kChunk = 64;     // keys (scores) or head features (outputs) p
 constexpr int64_t kMaxKeys = 512;  // the transposed keys and a tile's scores stay in L1/L2
 constexpr int64_t kMaxHeadDim = 256;
 
-#if EXTREMA_ATTENTION_X86
-// Lanes of the 4 registers of a chunk that hold one of `valid` (<= 64) columns.
-inline std::array<__mmask16, 4> ChunkMasks(int64_t valid) {
-  std::array<__mmask16, 4> mask;
-  for (int v = 0; v < 4; v++) {
-    const int64_t lanes = std::clamp<int64_t>(valid - 16 * v, 0, 16);
-    mask[v] = static_cast<__mmask16>((1u << lanes) - 1u);
-  }
-  return mask;
-}
-
+#if EXTREMA_AVX512_KERNELS
 // scores[r, c0 : c0 + 64] = q[r, :] . keys_t[:, c0 : c0 + 64] for Rows query
 // rows; keys_t is [depth, padded] with `padded` a multiple of 64. Plain
 // loads in the loop (padded operands), as in panel_linear.cc: with masked
@@ -116,13 +101,13 @@ __attribute__((target("avx512f"))) float SoftmaxNumerators(float* scores, int64_
   const __m512 s = _mm512_set1_ps(scale);
   __m512 top = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < padded; j += 16) {
-    const __mmask16 m = static_cast<__mmask16>((1u << std::clamp<int64_t>(keys - j, 0, 16)) - 1u);
+    const __mmask16 m = Lanes(j, keys);
     top = _mm512_mask_max_ps(top, m, top, _mm512_mul_ps(_mm512_loadu_ps(scores + j), s));
   }
   const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(top));
   __m512 sum = _mm512_setzero_ps();
   for (int64_t j = 0; j < padded; j += 16) {
-    const __mmask16 m = static_cast<__mmask16>((1u << std::clamp<int64_t>(keys - j, 0, 16)) - 1u);
+    const __mmask16 m = Lanes(j, keys);
     const __m512 e = _mm512_maskz_mov_ps(m, Exp(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(scores + j), s), max)));
     _mm512_storeu_ps(scores + j, e);
     sum = _mm512_add_ps(sum, e);
@@ -160,7 +145,7 @@ __attribute__((target("avx512f"))) void AttendFewQueries(const float* q, int64_t
       const float* kj = k + j * k_stride;
       __m512 acc = _mm512_setzero_ps();
       for (int64_t d = 0; d < depth; d += 16) {
-        const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, depth - d)) - 1u);
+        const __mmask16 m = Lanes(d, depth);
         acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qi + d), _mm512_maskz_loadu_ps(m, kj + d), acc);
       }
       scores[j] = _mm512_reduce_add_ps(acc);
@@ -242,7 +227,7 @@ at::Tensor SmallAttention(const at::Tensor& q, const at::Tensor& k, const at::Te
   auto rows = [](const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
   const at::Tensor qc = rows(q), kc = rows(k), vc = rows(v);
   at::Tensor out = at::empty({batch, queries, heads, depth}, q.options().memory_format(at::MemoryFormat::Contiguous));
-#if EXTREMA_ATTENTION_X86
+#if EXTREMA_AVX512_KERNELS
   if (out.numel() > 0) {
     const float* qp = qc.data_ptr<float>();
     const float* kp = kc.data_ptr<float>();
