@@ -18,6 +18,7 @@ import { ExtremaModel, saveCheckpoint } from '../lib/extrema';
 import { embedToFile } from '../lib/eval/embed';
 import { formatSeconds, median } from './timing';
 import { pythonEnv, tmpDir } from '../test/helpers/oracle';
+import { withEnv } from '../test/helpers/env';
 
 const IMAGES = path.resolve(__dirname, '..', '..', 'examples', 'data', 'fashion-mnist', 'train-images-idx3-ubyte.gz');
 const threads = Number(process.env.BENCH_THREADS ?? et.getNumThreads());
@@ -40,10 +41,8 @@ async function main(): Promise<void> {
       { name: 'ATen layers (--plain-linear, EXTREMA_INFERENCE_KERNELS=aten; PyTorch eager)', packed: false },
       { name: `defaults (${et.defaultPackedKernel()} Linear kernel, attention and LayerNorm kernels; PyTorch with oneDNN's packed Linear)`, packed: true },
     ];
-    const ours = async (packed: boolean): Promise<number> => {
-      const saved = process.env.EXTREMA_INFERENCE_KERNELS;
-      if (!packed) process.env.EXTREMA_INFERENCE_KERNELS = 'aten';
-      try {
+    const ours = (packed: boolean): Promise<number> => {
+      const run = async () => {
         let best = Infinity;
         for (let r = 0; r < repeats; r++) {
           const t0 = performance.now();
@@ -51,10 +50,8 @@ async function main(): Promise<void> {
           best = Math.min(best, (performance.now() - t0) / 1000);
         }
         return best;
-      } finally {
-        if (saved === undefined) delete process.env.EXTREMA_INFERENCE_KERNELS;
-        else process.env.EXTREMA_INFERENCE_KERNELS = saved;
-      }
+      };
+      return packed ? run() : withEnv('EXTREMA_INFERENCE_KERNELS', 'aten', run);
     };
     const theirs = (packed: boolean): { seconds: number; torch: string } => {
       const spec = path.join(dir, `spec-${packed}.json`);

@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type * as Lib from '../lib';
 import type { NativeBinding } from '../lib/native';
+import { withEnv } from '../test/helpers/env';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -61,17 +62,7 @@ function extremaForward(et: typeof Lib, checkpoint: string, options: ForwardOpti
   const forward = (x: Lib.Tensor) => encoder.encode(x).instance;
   const traces = new TraceCache(64);
   // The switch is read as layers run, so it decides what an eager pass runs and what a trace records.
-  const kernels = <T>(fn: () => T): T => {
-    if (options.inferenceKernels === undefined) return fn();
-    const saved = process.env.EXTREMA_INFERENCE_KERNELS;
-    process.env.EXTREMA_INFERENCE_KERNELS = options.inferenceKernels;
-    try {
-      return fn();
-    } finally {
-      if (saved === undefined) delete process.env.EXTREMA_INFERENCE_KERNELS;
-      else process.env.EXTREMA_INFERENCE_KERNELS = saved;
-    }
-  };
+  const kernels = <T>(fn: () => T): T => (options.inferenceKernels === undefined ? fn() : withEnv('EXTREMA_INFERENCE_KERNELS', options.inferenceKernels, fn));
   return {
     size: size!, channels,
     run: (pixels, n) => kernels(() => et.inferenceMode(() => et.scope(() => forward(input(pixels, n)).toTypedArray<'float32'>()))),

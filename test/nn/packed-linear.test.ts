@@ -9,6 +9,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as et from '../../lib';
 import { runOracle } from '../helpers/oracle';
+import { withEnv } from '../helpers/env';
 import { assertClose, assertCloseToScale, assertMatchesOracle } from '../helpers/compare';
 
 const { Linear, Mlp, PatchEmbed, PatchProjection, VisionTransformer, packForInference, unpackAll, withPackedLinears } = et.nn;
@@ -20,16 +21,8 @@ test('the default kernel is panels on an AVX-512 CPU, else oneDNN; EXTREMA_PACKE
   const avx512 = process.platform === 'linux' && /avx512f/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
   assert.equal(et.packedKernelAvailable('panels'), process.arch === 'x64' && avx512);
   assert.equal(et.defaultPackedKernel(), kernels[0] ?? null);
-  const saved = process.env.EXTREMA_PACKED_LINEAR;
-  try {
-    process.env.EXTREMA_PACKED_LINEAR = 'onednn';
-    assert.equal(et.defaultPackedKernel(), et.packedKernelAvailable('onednn') ? 'onednn' : null);
-    process.env.EXTREMA_PACKED_LINEAR = 'mkl';
-    assert.throws(() => et.defaultPackedKernel(), /Expected one of panels, onednn for EXTREMA_PACKED_LINEAR but received the string "mkl"/);
-  } finally {
-    if (saved === undefined) delete process.env.EXTREMA_PACKED_LINEAR;
-    else process.env.EXTREMA_PACKED_LINEAR = saved;
-  }
+  assert.equal(withEnv('EXTREMA_PACKED_LINEAR', 'onednn', et.defaultPackedKernel), et.packedKernelAvailable('onednn') ? 'onednn' : null);
+  assert.throws(() => withEnv('EXTREMA_PACKED_LINEAR', 'mkl', et.defaultPackedKernel), /Expected one of panels, onednn for EXTREMA_PACKED_LINEAR but received the string "mkl"/);
 });
 
 // Rows: 1 (a lone class token), 5 and 49 (one block, tiles of 5-6 rows), 97
