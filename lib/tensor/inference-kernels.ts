@@ -1,8 +1,8 @@
-// extrema's own inference kernels for the layers a small ViT spends its
-// non-matmul time in (native/small_attention.cc, native/row_layer_norm.cc):
-// which one runs, and the lookup of their operators. nn/ decides when a
-// pass is an inference pass; the packed Linear kernels have their own switch
-// (EXTREMA_PACKED_LINEAR, ./packed-linear).
+// extrema's own inference kernels: which of the attention and LayerNorm
+// kernels (native/small_attention.cc, native/row_layer_norm.cc) run, and the
+// lookup of every extrema:: kernel operator, the panels Linear product's
+// too. nn/ decides when a pass is an inference pass; the packed Linear
+// kernels have their own switch (EXTREMA_PACKED_LINEAR, ./packed-linear).
 import { native } from '../native';
 import { describe } from './dtype';
 

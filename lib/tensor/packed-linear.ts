@@ -15,6 +15,7 @@
 import { native } from '../native';
 import { describe } from './dtype';
 import { call, T, t, ot } from './op-runtime';
+import { kernelOp } from './inference-kernels';
 import { Tensor } from './tensor';
 
 /** What a packed linear can apply to its output in the same pass. */
@@ -27,7 +28,6 @@ export const PACKED_KERNELS: readonly PackedKernel[] = ['panels', 'onednn'];
 
 let reorderOp: number | null | undefined;
 let pointwiseOp: number | null | undefined;
-let panelsOps: { pack: number; linear: number } | null | undefined;
 
 /** What packLinearWeight made: the kernel and the weight's shape, which the packed tensor alone does not tell. */
 const packs = new WeakMap<Tensor, { kernel: PackedKernel; outFeatures: number; inFeatures: number }>();
@@ -48,14 +48,12 @@ function onednnAvailable(): boolean {
   return reorderOp !== null && pointwiseOp !== null;
 }
 
+// Looked up when this module loads (kernelOp says why).
+const packPanelsOp = kernelOp('extrema::pack_panels', 'extrema::panels_supported');
+const panelLinearOp = kernelOp('extrema::panel_linear', 'extrema::panels_supported');
+
 function panelsAvailable(): boolean {
-  if (panelsOps === undefined) {
-    const supported = lookup('extrema::panels_supported', '');
-    panelsOps = supported !== null && native.call(supported) === true
-      ? { pack: lookup('extrema::pack_panels', '')!, linear: lookup('extrema::panel_linear', '')! }
-      : null;
-  }
-  return panelsOps !== null;
+  return packPanelsOp !== null && panelLinearOp !== null;
 }
 
 /** Whether `kernel` runs here: 'panels' needs an x86-64 CPU with AVX-512, 'onednn' a libtorch built with oneDNN. */
@@ -106,7 +104,7 @@ export function packLinearWeight(weight: Tensor, options: { kernel?: PackedKerne
   if (weight.dtype !== 'float32') throw new TypeError(`Expected a float32 weight for packLinearWeight but received ${weight.dtype}`);
   if (weight.device !== 'cpu') throw new TypeError(`Expected a CPU weight for packLinearWeight but received one on ${weight.device}`);
   const id = t(weight, 'weight', 'packLinearWeight');
-  const packed = T(kernel === 'panels' ? call(panelsOps!.pack, id) : call(reorderOp!, id, null));
+  const packed = T(kernel === 'panels' ? call(packPanelsOp!, id) : call(reorderOp!, id, null));
   const [outFeatures, inFeatures] = weight.shape as [number, number];
   packs.set(packed, { kernel, outFeatures, inFeatures });
   return packed;
@@ -135,6 +133,6 @@ export function packedLinear(x: Tensor, packedWeight: Tensor, bias: Tensor | nul
   if (bias !== null && bias !== undefined && (bias.ndim !== 1 || bias.shape[0] !== made.outFeatures || bias.dtype !== 'float32' || bias.device !== 'cpu')) {
     throw new TypeError(`Expected a float32 CPU bias of shape [${made.outFeatures}] for packedLinear but received ${bias.dtype} [${bias.shape.join(', ')}] on ${bias.device}`);
   }
-  if (made.kernel === 'panels') return T(call(panelsOps!.linear, xid, w, b, made.outFeatures, activation));
+  if (made.kernel === 'panels') return T(call(panelLinearOp!, xid, w, b, made.outFeatures, activation));
   return T(call(pointwiseOp!, xid, w, b, activation, [], activation === 'gelu' ? 'none' : ''));
 }
