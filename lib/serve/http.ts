@@ -104,7 +104,8 @@ export function createServer(encoder: Encoder, options: ServerOptions = {}): Fas
 
   const metrics = createMetrics(encoder);
   // Our own 503 while draining (below), in the JSON shape of every other error.
-  const app = fastify({ bodyLimit, logger: { level: logLevel }, return503OnClosing: false });
+  // Silent: no logger at all, rather than a pino child per request that writes nothing.
+  const app = fastify({ bodyLimit, logger: logLevel === 'silent' ? false : { level: logLevel }, return503OnClosing: false });
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -122,17 +123,21 @@ export function createServer(encoder: Encoder, options: ServerOptions = {}): Fas
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, new HttpError(404, 'not_found', `No route ${request.method} ${request.url.split('?')[0]}; see POST /v1/embed, POST /v1/classify, GET /healthz, /readyz, /metrics`)));
 
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     if (closing && !['/healthz', '/readyz', '/metrics'].includes(request.routeOptions.url ?? '')) {
-      return sendError(reply, new HttpError(503, 'closing', 'The server is shutting down; retry on another instance', { 'retry-after': '1', connection: 'close' }));
+      void sendError(reply, new HttpError(503, 'closing', 'The server is shutting down; retry on another instance', { 'retry-after': '1', connection: 'close' }));
+      return;
     }
+    done();
   });
   // Answers in flight when draining began end their keep-alive connection, so close() need not wait for the idle timeout.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.request(request.routeOptions.url ?? 'not_found', reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   // fastify reads text/plain by default; an image never comes as text, so that is a 415 like any other type.

@@ -294,11 +294,15 @@ test('a client that disconnects cancels its queued request', async () => {
   }
 });
 
-test('extrema serve on port 0 prints its address, and SIGTERM answers the requests in flight, then exits 0', async () => {
+test('extrema serve on port 0 prints its address, logs each request as JSON lines, and SIGTERM answers the requests in flight, then exits 0', async () => {
   await makeImages();
   // A long maxWaitMs keeps the requests queued when the signal arrives.
-  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', encoderFile, '--port', '0', '--max-wait-ms', '1500', '--max-batch', '64', '--log-level', 'silent', '--eager'],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--checkpoint', encoderFile, '--port', '0', '--max-wait-ms', '1500', '--max-batch', '64', '--log-level', 'info', '--eager'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   try {
@@ -323,6 +327,14 @@ test('extrema serve on port 0 prints its address, and SIGTERM answers the reques
     assert.ok(answers.every((a) => a.body.features[0]!.length === 16));
     assert.equal(await exited, 0, stderr);
     assert.match(stderr, /SIGTERM: draining/);
+    // pino's JSON lines: each request logged when it came and when it was answered, under one request id.
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg?: string; reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number } });
+    const embeds = lines.filter((l) => l.msg === 'incoming request' && l.req?.method === 'POST' && l.req.url === '/v1/embed');
+    assert.equal(embeds.length, files.length, stdout);
+    for (const e of embeds) {
+      const done = lines.find((l) => l.msg === 'request completed' && l.reqId === e.reqId);
+      assert.equal(done?.res?.statusCode, 200, `the answer to ${e.reqId} is logged: ${stdout}`);
+    }
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
