@@ -204,6 +204,8 @@ async function ortServer(model: string, port: number, threads: number, maxBatch:
 interface Batching { mean: number; dist: string }
 interface Row {
   server: ServerName; concurrency: number; rps: number; p50: number; p99: number;
+  /** req/s of each round, in order: a ratio between two servers is taken round by round. */
+  roundRps: number[];
   errors: number; non2xx: number; batching: Batching | null;
   /** The longest the server's event loop was late during the runs, in ms, over LOOP_RESOLUTION_MS (null: not measured). */
   loopMaxMs: number | null;
@@ -298,19 +300,26 @@ function batching(bounds: number[], before: BatchCounts, after: BatchCounts): Ba
  * other server (req/s: above 1.00x extrema serves more; latency: below 1.00x
  * extrema answers sooner).
  */
-function table(rows: Row[], concurrencies: number[]): void {
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
+
+function table(rows: Row[], concurrencies: number[], rounds: number): void {
   const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
-  log('| concurrency | server | req/s | p50 ms | p99 ms | event loop late, max ms | mean batch | errors / non-2xx |');
-  log('|---|---|---|---|---|---|---|---|');
+  // The machine's speed drifts by more than 10% over minutes; two servers measured back to back
+  // within a round share most of it, so the median of the per-round ratios is the steadier figure.
+  const byRound = rounds > 1;
+  log(`| concurrency | server | req/s | p50 ms | p99 ms | event loop late, max ms | mean batch | errors / non-2xx |${byRound ? ' req/s, median of the rounds\' ratios (range) |' : ''}`);
+  log(`|---|---|---|---|---|---|---|---|${byRound ? '---|' : ''}`);
   for (const c of concurrencies) {
     const at = rows.filter((r) => r.concurrency === c);
     for (const r of at) {
-      log(`| ${c} | ${LABEL[r.server]} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${r.loopMaxMs?.toFixed(1) ?? '-'} | ${r.batching?.mean.toFixed(2) ?? '-'} | ${r.errors} / ${r.non2xx} |`);
+      log(`| ${c} | ${LABEL[r.server]} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${r.loopMaxMs?.toFixed(1) ?? '-'} | ${r.batching?.mean.toFixed(2) ?? '-'} | ${r.errors} / ${r.non2xx} |${byRound ? ' |' : ''}`);
     }
     const ours = at.find((r) => r.server === 'extrema');
     if (ours === undefined) continue;
     for (const other of at.filter((r) => r.server !== 'extrema')) {
-      log(`| | ratio extrema / ${LABEL[other.server]} | ${ratio(ours.rps, other.rps)} | ${ratio(ours.p50, other.p50)} | ${ratio(ours.p99, other.p99)} | | | |`);
+      const perRound = ours.roundRps.map((v, i) => v / other.roundRps[i]!);
+      const spread = `${median(perRound).toFixed(2)}x (${Math.min(...perRound).toFixed(2)}-${Math.max(...perRound).toFixed(2)})`;
+      log(`| | ratio extrema / ${LABEL[other.server]} | ${ratio(ours.rps, other.rps)} | ${ratio(ours.p50, other.p50)} | ${ratio(ours.p99, other.p99)} | | | |${byRound ? ` ${spread} |` : ''}`);
     }
   }
 }
@@ -456,7 +465,6 @@ async function main(): Promise<void> {
 
     for (const s of running) await load(s.url, Math.max(...concurrencies), 2);
     const rows: Row[] = [];
-    const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
     for (const c of concurrencies) {
       const runs = new Map<ServerName, { r: CannonResult; loopMaxMs: number | null }[]>(running.map((s) => [s.name, []]));
       // Each server's batches over all its rounds: only its own load moves its counts.
@@ -485,6 +493,7 @@ async function main(): Promise<void> {
         rows.push({
           server: s.name, concurrency: c,
           rps: all.reduce((t, x) => t + x.r['2xx'], 0) / all.reduce((t, x) => t + x.r.duration, 0),
+          roundRps: all.map((x) => x.r['2xx'] / x.r.duration),
           p50: median(all.map((x) => x.r.latency.p50)), p99: median(all.map((x) => x.r.latency.p99)),
           errors: all.reduce((t, x) => t + x.r.errors + x.r.timeouts, 0), non2xx: all.reduce((t, x) => t + x.r.non2xx, 0),
           batching: s.name === 'fastapi' ? { mean: 1, dist: '1: 100%' } : before && after ? batching(bucketBounds(maxBatch), before, after) : null,
@@ -493,7 +502,7 @@ async function main(): Promise<void> {
       }
     }
     log();
-    table(rows, concurrencies);
+    table(rows, concurrencies, rounds);
   } finally {
     for (const s of running) s.child.kill('SIGTERM');
     fs.rmSync(dir, { recursive: true, force: true });
