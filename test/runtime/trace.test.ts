@@ -98,10 +98,11 @@ test('the encoder forward pass replays to the same features at each recorded bat
 });
 
 test('a recording gives back the memory of the intermediates that die while it runs, and still tells tensors apart', () => {
-  // 40 steps of two operators on an 8 MB tensor, each intermediate freed once
-  // the next exists: an eager pass holds two or three at a time, and so must a
-  // recording (it once held all 80, 640 MB, until its end). A later tensor then lands where an earlier,
-  // freed one was, which the trace must not mistake for it.
+  // 40 steps of two operators on an 8 MB tensor, each intermediate freed
+  // once the next exists: an eager pass holds two or three at a time, and so
+  // must a recording (it once held all 80, 640 MB, until its end). A later
+  // tensor then lands where an earlier, freed one was, which the trace must
+  // not mistake for it.
   const steps = 40;
   const chain = (x: et.Tensor): et.Tensor => {
     let y = x;
