@@ -7,8 +7,9 @@
 // (bench/serve_forward.py, the same module the export traces). extrema
 // runs its default packed kernel and, for comparison, oneDNN's (where the
 // default is the panels kernel). Rounds alternate between the engines; each
-// prints the median time per call.
-// A last section breaks extrema's batch-1 pass down by native operator
+// prints the median time per call. A second table times each batch size's
+// first pass, the recording of its trace, which the serving worker pays once
+// per new size. A last section breaks extrema's batch-1 pass down by native operator
 // (a child process that wraps the addon's op call before the library loads).
 //   node dist/bench/serve-forward.js [--checkpoint FILE] [--threads 1] [--batches 1,16] [--rounds 3]
 // Python needs torch, and onnx, onnxruntime and onnxscript for the export
@@ -164,6 +165,17 @@ async function main(): Promise<void> {
       console.log(`extrema vs onnxruntime-node on 2 images: max abs difference ${diff.toExponential(1)}`);
     }
 
+    // The serving worker's first batch of each size records its trace, so a new size costs one recording.
+    const firsts = batches.filter((n) => n !== 2).map((n) => {
+      const px = pixelsOf(n, item);
+      const t0 = performance.now();
+      ours.replay(px, n);
+      const record = performance.now() - t0;
+      const t1 = performance.now();
+      ours.run(px, n);
+      return { n, record, eager: performance.now() - t1 };
+    });
+
     const results = new Map<number, { extrema: number[]; replay: number[]; onednn: number[]; aten: number[]; ort: number[]; torch: number[] }>();
     for (const n of batches) results.set(n, { extrema: [], replay: [], onednn: [], aten: [], ort: [], torch: [] });
     let torchVersion = '';
@@ -201,6 +213,11 @@ async function main(): Promise<void> {
       const vs = (x: number, y: number) => (Number.isNaN(y) ? '-' : (x / y).toFixed(2) + 'x');
       console.log(`| ${n} | ${cell(e)} | ${cell(r)} | ${cell(d)} | ${cell(a)} | ${cell(o)} | ${cell(t)} | ${vs(e, o)} | ${vs(r, o)} | ${vs(r, d)} | ${vs(r, a)} | ${vs(r, t)} |`);
     }
+
+    console.log('\nA batch size\'s first pass (once each, before the rounds above): recording its trace, as the serving worker does, then one eager pass');
+    console.log('| batch | recording ms | eager ms, next | recording / replayed (median above) |');
+    console.log('|---|---|---|---|');
+    for (const f of firsts) console.log(`| ${f.n} | ${f.record.toFixed(2)} | ${f.eager.toFixed(2)} | ${(f.record / median(results.get(f.n)!.replay)).toFixed(2)}x |`);
 
     const child = spawnSync(process.execPath, [__filename, '--role', 'ops', '--checkpoint', checkpoint, '--threads', String(threads), '--iters', String(iters)], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
     if (child.status !== 0) throw new Error(`the operator breakdown failed:\n${child.stderr}`);
