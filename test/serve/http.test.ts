@@ -251,6 +251,43 @@ test('malformed requests get their 4xx, 1,000 of them leave memory bounded, and 
   }
 });
 
+test('while the server drains, a new request gets 503 closing with Retry-After and Connection: close, and the probes still answer', async () => {
+  await makeImages();
+  const encoder = await Encoder.open({ checkpoint: encoderFile });
+  const app = createServer(encoder, { logLevel: 'silent' });
+  // Holds close() open after createServer's own preClose hook has begun the draining, while the server still listens.
+  let draining!: () => void;
+  const drainingBegan = new Promise<void>((resolve) => {
+    draining = resolve;
+  });
+  let finishClose!: () => void;
+  app.addHook('preClose', async () => {
+    draining();
+    await new Promise<void>((resolve) => {
+      finishClose = resolve;
+    });
+  });
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const { bytes, type } = files[0]!;
+    assert.equal((await fetch(`${base}/v1/embed`, { method: 'POST', body: bytes, headers: { 'content-type': type } })).status, 200);
+    const closed = app.close();
+    await drainingBegan;
+    const late = await fetch(`${base}/v1/embed`, { method: 'POST', body: bytes, headers: { 'content-type': type } });
+    assert.equal(late.status, 503);
+    assert.equal(late.headers.get('retry-after'), '1');
+    assert.equal(late.headers.get('connection'), 'close');
+    assert.equal(((await late.json()) as { error: { code: string } }).error.code, 'closing');
+    assert.equal((await fetch(`${base}/healthz`)).status, 200, 'the liveness probe still answers while draining');
+    assert.equal((await fetch(`${base}/readyz`)).status, 503, 'the readiness probe says not ready');
+    finishClose();
+    await closed;
+  } finally {
+    await encoder.close();
+  }
+});
+
 test('a full queue answers 503 with Retry-After; the accepted requests still succeed', async () => {
   await makeImages();
   const encoder = await Encoder.open({ checkpoint: encoderFile, maxBatch: 1, maxWaitMs: 0, queueLimit: 2 });
