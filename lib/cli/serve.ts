@@ -17,6 +17,7 @@ export const serveCommandSchema = record({
   queueLimit: int(1, 1_000_000).default(256).describe('requests that may wait for the model (being decoded or queued for a batch); beyond this the answer is 503 with Retry-After'),
   timeoutMs: num(0, 3_600_000, { lowOpen: true }).default(30_000).describe('per-image deadline in ms; past it the answer is 504'),
   maxPixels: int(1, 1e12).default(40e6).describe('largest image accepted, in pixels, checked from its header before decoding'),
+  mainThreadPixels: int(0, 256 * 256).default(4096).describe('plain PNGs of at most this many pixels that arrive while the model is busy are decoded on the event loop\'s thread (tens of microseconds) instead of the decoding thread (0: never)'),
   bodyLimit: int(1, 2 ** 31).default(20 * 2 ** 20).describe('largest request body in bytes (413 beyond)'),
   maxImages: int(1, 10_000).default(64).describe('most images in one multipart or JSON request'),
   normalize: flag().optional().describe('L2-normalise the features'),
@@ -36,6 +37,7 @@ const SERVE_FLAGS: readonly FlagSpec[] = [
   { flags: '--queue-limit <n>', path: 'queueLimit' },
   { flags: '--timeout-ms <ms>', path: 'timeoutMs' },
   { flags: '--max-pixels <n>', path: 'maxPixels' },
+  { flags: '--main-thread-pixels <n>', path: 'mainThreadPixels' },
   { flags: '--body-limit <bytes>', path: 'bodyLimit' },
   { flags: '--max-images <n>', path: 'maxImages' },
   { flags: '--normalize', path: 'normalize' },
@@ -53,7 +55,7 @@ export function addServeCommand(program: Command): void {
     const o = parseConfig(serveCommandSchema, inputFromFlags(flags, serveCommandSchema, SERVE_FLAGS), { what: 'serve option' });
     const encoder = await Encoder.open({
       checkpoint: o.checkpoint, device: o.device, maxBatch: o.maxBatch, maxWaitMs: o.maxWaitMs, queueLimit: o.queueLimit,
-      timeoutMs: o.timeoutMs, maxPixels: o.maxPixels, normalize: o.normalize ?? false, packWeights: !o.plainLinear,
+      timeoutMs: o.timeoutMs, maxPixels: o.maxPixels, mainThreadPixels: o.mainThreadPixels, normalize: o.normalize ?? false, packWeights: !o.plainLinear,
       ...(o.eager ? { trace: false } : {}), ...(o.threads === undefined ? {} : { threads: o.threads }),
     });
     const app = createServer(encoder, { bodyLimit: o.bodyLimit, maxImages: o.maxImages, logLevel: o.logLevel });

@@ -84,6 +84,17 @@ export function centerCrop(hwc: Uint8Array, h: number, w: number, c: number, siz
 }
 
 /**
+ * resizeShorterAndCenterCrop's answer where it needs no resampling: the
+ * image itself when it is size x size, its centre crop when its shorter
+ * side is size already; null when it must be resized (sharp, asynchronous).
+ */
+export function cropWithoutResize(hwc: Uint8Array, h: number, w: number, c: number, size: number): Uint8Array | null {
+  if (h === size && w === size) return hwc;
+  const target = resizedSize(h, w, size);
+  return target.height === h && target.width === w ? centerCrop(hwc, h, w, c, size) : null;
+}
+
+/**
  * Resizes an HWC uint8 image so its shorter side equals `size` (bilinear, by
  * sharp) and centre-crops it to size x size (c = 1 or 3). An image already
  * size x size is returned as it is (the same array, not resampled); one whose
@@ -95,9 +106,9 @@ export async function resizeShorterAndCenterCrop(hwc: Uint8Array, h: number, w: 
   const channels = checkChannels(c);
   positiveInt(size, 'the size');
   checkPixels(hwc, h * w * c, `a ${h} x ${w} x ${c} image`);
-  if (h === size && w === size) return hwc;
+  const cropped = cropWithoutResize(hwc, h, w, c, size);
+  if (cropped !== null) return cropped;
   const target = resizedSize(h, w, size);
-  if (target.height === h && target.width === w) return centerCrop(hwc, h, w, c, size);
   let pipeline = sharp(hwc, { raw: { width: w, height: h, channels } }).resize(target.width, target.height, { fit: 'fill', kernel: 'linear' });
   // A one-band raw input is black-and-white to libvips; without this sharp
   // would write it out as three identical sRGB bands.

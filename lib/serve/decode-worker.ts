@@ -1,7 +1,8 @@
 // The Encoder's decoding thread (see ./encoder). A request that arrives while
 // the model is busy has its image prepared here (./prepare) at once, so the
 // next batch is decoded while the current one computes instead of after it,
-// and the main thread's event loop never does per-pixel work.
+// and the main thread's event loop does no per-pixel work beyond small
+// plain PNGs (the Encoder's mainThreadPixels).
 import { parentPort } from 'node:worker_threads';
 import type { FromDecoder, ToDecoder } from './encoder';
 import { preparationError, prepareImage } from './prepare';

@@ -5,8 +5,11 @@
 // model idle goes straight to that thread, which decodes its image and
 // computes it: the fewest thread hops for a lone request. A request that
 // arrives while the model is busy goes to a second thread (./decode-worker),
-// which decodes it while the model computes the batch before; the main
-// thread queues the decoded requests and groups them into micro-batches: a
+// which decodes it while the model computes the batch before, unless it is
+// a small plain PNG (mainThreadPixels): the main thread decodes those
+// itself, since their two hops cost more than their decoding and, on a
+// machine with few cores, wait for the decoding thread to be scheduled.
+// The main thread queues the decoded requests and groups them into micro-batches: a
 // batch leaves when it is full (maxBatch) or when its oldest request has
 // waited maxWaitMs, whichever comes first, and only one batch is in the
 // worker at a time, so while the model is busy the next batch fills up
@@ -18,10 +21,11 @@
 // for its batch to fill as asked.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { nonNegativeFinite, positiveFinite, positiveInt } from '../checks';
+import { nonNegativeFinite, nonNegativeInt, positiveFinite, positiveInt } from '../checks';
 import { describe } from '../tensor/dtype';
 import { scope } from '../tensor/scope';
 import { Tensor } from '../tensor/tensor';
+import { decodeSmallPng } from './prepare';
 
 export interface EncoderOptions {
   /**
@@ -48,6 +52,14 @@ export interface EncoderOptions {
   threads?: number;
   /** Largest image accepted, in pixels, checked from its header before decoding (default 40e6). */
   maxPixels?: number;
+  /**
+   * Plain PNGs (8-bit gray or RGB, the files lib/io/png.ts reads without
+   * sharp) of at most this many pixels that arrive while the model is busy
+   * are decoded on the main thread, bounded work of a few tens of
+   * microseconds, instead of taking two thread hops through the decoding
+   * thread (default 4096, 64 x 64; 0: never).
+   */
+  mainThreadPixels?: number;
   /** L2-normalise every feature vector (default false: the features `extrema embed` writes). */
   normalize?: boolean;
   /** Packed Linear layers (nn.packForInference; default true, as `extrema embed`); false: ATen's linear. */
@@ -91,8 +103,10 @@ export interface EncoderStats {
   batches: number;
   /** Requests accepted by embed() (not counting those refused at once). */
   requests: number;
-  /** Of those, the ones that found the model idle and went straight to its thread, decoded there (the others took the decoding thread). */
+  /** Of those, the ones that found the model idle and went straight to its thread, decoded there. */
   direct: number;
+  /** Of those, the small plain PNGs that arrived while the model was busy and were decoded on the main thread (mainThreadPixels); the rest took the decoding thread. */
+  mainThreadDecoded: number;
   /** batchSizes[k]: batches of k requests. */
   batchSizes: number[];
   meanBatchSize: number;
@@ -257,7 +271,7 @@ export class Encoder {
   private closing = false;
   private drainWaiters: (() => void)[] = [];
   private readonly exited: Promise<void>;
-  private readonly counts = { batches: 0, requests: 0, direct: 0, computeMs: 0, maxComputeMs: 0, sizes: [] as number[] };
+  private readonly counts = { batches: 0, requests: 0, direct: 0, mainThreadDecoded: 0, computeMs: 0, maxComputeMs: 0, sizes: [] as number[] };
   /** Smoothed wall time of a batch round trip, for QueueFullError.retryAfterMs. */
   private batchMs: number;
 
@@ -265,7 +279,7 @@ export class Encoder {
     private readonly worker: Worker,
     private readonly decoder: Worker,
     ready: Extract<FromWorker, { type: 'ready' }>,
-    private readonly o: Required<Pick<EncoderOptions, 'maxBatch' | 'maxWaitMs' | 'queueLimit' | 'timeoutMs' | 'maxPixels'>>,
+    private readonly o: Required<Pick<EncoderOptions, 'maxBatch' | 'maxWaitMs' | 'queueLimit' | 'timeoutMs' | 'maxPixels' | 'mainThreadPixels'>>,
   ) {
     this.width = ready.width;
     this.size = ready.size;
@@ -298,6 +312,7 @@ export class Encoder {
       queueLimit: option(options.queueLimit, 256, 'queueLimit', positiveInt),
       timeoutMs: option(options.timeoutMs, 30_000, 'timeoutMs', positiveFinite),
       maxPixels: option(options.maxPixels, 40e6, 'maxPixels', positiveInt),
+      mainThreadPixels: option(options.mainThreadPixels, 4096, 'mainThreadPixels', nonNegativeInt),
     };
     const init: WorkerInit = {
       checkpoint: path.resolve(options.checkpoint), which, device: options.device ?? 'cpu', normalize: options.normalize ?? false,
@@ -402,6 +417,7 @@ export class Encoder {
     const sent = sizes.reduce((s, n, k) => s + n * k, 0);
     return {
       queued: this.preparing.size + this.queue.length, inFlight: this.inFlight?.length ?? 0, batches: c.batches, requests: c.requests, direct: c.direct,
+      mainThreadDecoded: c.mainThreadDecoded,
       batchSizes: sizes, meanBatchSize: c.batches === 0 ? 0 : sent / c.batches, computeMs: c.computeMs, maxComputeMs: c.maxComputeMs,
     };
   }
@@ -488,10 +504,20 @@ export class Encoder {
           [image.bytes.buffer as ArrayBuffer]);
         return;
       }
+      const target = { size: this.size, channels: this.channels as 1 | 3, maxPixels: this.o.maxPixels };
+      // A small plain PNG is decoded here: for an image this small the two
+      // hops to the decoding thread and back cost more than the decoding.
+      const small = image.kind === 'encoded' && this.o.mainThreadPixels > 0 ? decodeSmallPng(image.bytes, this.o.mainThreadPixels, target) : null;
+      if (small !== null) this.counts.mainThreadDecoded++;
+      if (small !== null && 'ready' in small) {
+        req.pixels = small.ready;
+        this.queueReady(req);
+        return;
+      }
       // To the decoding thread at once: it prepares this image while the model computes the batch before.
+      const item = small === null ? image : small.pixels;
       this.preparing.set(decodeId, req);
-      this.decoder.postMessage({ id: decodeId, item: image, size: this.size, channels: this.channels as 1 | 3, maxPixels: this.o.maxPixels } satisfies ToDecoder,
-        [image.bytes.buffer as ArrayBuffer]);
+      this.decoder.postMessage({ id: decodeId, item, ...target } satisfies ToDecoder, [item.bytes.buffer as ArrayBuffer]);
     });
   }
 
@@ -508,6 +534,11 @@ export class Encoder {
       return;
     }
     req.pixels = m.pixels;
+    this.queueReady(req);
+  }
+
+  /** A request whose pixels are ready joins the queue, and the next batch is sent or scheduled. */
+  private queueReady(req: Request): void {
     this.queue.push(req);
     // Closing: a draining close waits for nothing but the answers.
     if (this.queue.length >= this.o.maxBatch || this.closing) this.flush();

@@ -50,16 +50,22 @@ export function createMetrics(encoder: Encoder): ServerMetrics {
       seen = sizes;
     },
   });
-  let direct = 0;
-  new Counter({
-    name: 'extrema_encoder_direct_requests_total', help: 'Requests that found the model idle and were decoded in its thread instead of the decoding thread',
-    registers: [registry],
-    collect() {
-      const now = encoder.stats().direct;
-      this.inc(now - direct);
-      direct = now;
-    },
-  });
+  // Two routes around the decoding thread, counted from the encoder's stats at each scrape.
+  const routes = [
+    ['extrema_encoder_direct_requests_total', 'Requests that found the model idle and were decoded in its thread instead of the decoding thread', 'direct'],
+    ['extrema_encoder_main_thread_decoded_total', 'Small plain PNGs that arrived while the model was busy and were decoded on the main thread instead of the decoding thread', 'mainThreadDecoded'],
+  ] as const;
+  for (const [name, help, stat] of routes) {
+    let counted = 0;
+    new Counter({
+      name, help, registers: [registry],
+      collect() {
+        const now = encoder.stats()[stat];
+        this.inc(now - counted);
+        counted = now;
+      },
+    });
+  }
   new Gauge({
     name: 'extrema_encoder_queue_depth', help: 'Requests waiting for a batch', registers: [registry],
     collect() {

@@ -2,9 +2,11 @@
 // reads an image file (decodeImage; raw pixels get the same resize and
 // crop). Both threads that may see a request's image run this: the
 // decoding thread (./decode-worker) while the model is busy, and the model's
-// own thread (./worker) for a request that finds the model idle.
+// own thread (./worker) for a request that finds the model idle; and the
+// main thread itself for a small plain PNG (decodeSmallPng).
 import { decodeImage, grayToRgb, rgbToGray } from '../data/image-folder';
-import { resizeShorterAndCenterCrop } from '../data/preprocess';
+import { cropWithoutResize, resizeShorterAndCenterCrop } from '../data/preprocess';
+import { decodePlainPng } from '../io/png';
 import type { RawImage } from './encoder';
 
 /** The model input's square side and channels, and the pixel limit checked before decoding. */
@@ -25,4 +27,27 @@ export async function prepareImage(item: RawImage, to: Target): Promise<Uint8Arr
 export function preparationError(e: unknown, kind: RawImage['kind']): string {
   const message = (e as Error)?.message ?? String(e);
   return kind === 'encoded' || e instanceof RangeError ? message : `Cannot preprocess the image: ${message}`;
+}
+
+/**
+ * For the main thread: a small plain PNG (lib/io/png.ts, at most `pixels`
+ * pixels and maxPixels) decoded here, in bounded work: the file's bytes are
+ * capped from the pixels before anything is read, the inflated data by its
+ * header. ready: the model's input (the file needed no resampling);
+ * pixels: the decoded image, which still needs sharp's resize on another
+ * thread; null: not such a file, for the decoding thread to read whole.
+ * The same pixels prepareImage gives, since decodeImage takes the same fast path.
+ */
+export function decodeSmallPng(bytes: Uint8Array, pixels: number, to: Target): { ready: Uint8Array } | { pixels: Extract<RawImage, { kind: 'pixels' }> } | null {
+  const limit = Math.min(pixels, to.maxPixels);
+  // RGB rows and their filter bytes even stored uncompressed, and room for the chunks around them.
+  if (limit < 1 || bytes.length > limit * 4 + 4096) return null;
+  const png = decodePlainPng(bytes, limit);
+  if (png === null) return null;
+  let data = png.data;
+  if (png.channels === 3 && to.channels === 1) data = rgbToGray(data);
+  else if (png.channels === 1 && to.channels === 3) data = grayToRgb(data);
+  const ready = cropWithoutResize(data, png.height, png.width, to.channels, to.size);
+  if (ready !== null) return { ready };
+  return { pixels: { kind: 'pixels', bytes: data, height: png.height, width: png.width, channels: to.channels } };
 }

@@ -86,6 +86,8 @@ test('features of 20 concurrent requests equal what embedToFile writes for the s
     assert.ok(worst <= 1e-6, `largest difference from embedToFile is ${worst}`);
     const s = encoder.stats();
     assert.equal(s.requests, 20);
+    // The seven PNGs are plain and small: decoded on the main thread, the 37 x 18 and 20 x 31 ones then resized on the decoding thread.
+    assert.equal(s.mainThreadDecoded, 7);
     assert.ok(s.batches < s.requests && s.batches >= 3, `20 requests in ${s.batches} batches (sizes ${JSON.stringify(s.batchSizes)})`);
     assert.equal(s.queued + s.inFlight, 0);
   } finally {
@@ -121,6 +123,7 @@ test('a request that finds the model idle is decoded in the model\'s thread: the
     const s = encoder.stats();
     t.diagnostic(`burst: ${s.direct - 6} direct, batch sizes ${JSON.stringify(s.batchSizes)}`);
     assert.equal(s.direct, 7, 'only the first request of the burst went direct');
+    assert.equal(s.mainThreadDecoded, 7, 'the burst\'s other 7 PNGs were decoded on the main thread');
     assert.ok(s.batches < 6 + 24, `the rest shared batches (${s.batches} batches for 30 requests)`);
     const burstWorst = Math.max(...[0, 6, 12, 18].map((from) => worstOf(burst.slice(from, from + 6))));
     assert.ok(burstWorst <= 1e-6, `burst: largest difference from embedToFile is ${burstWorst}`);
@@ -137,8 +140,29 @@ test('a request that finds the model idle is decoded in the model\'s thread: the
       'raw pixels sent alone give the features of the same pixels as a PNG');
     const metrics = await createServer(encoder, { logLevel: 'silent' }).inject({ method: 'GET', url: '/metrics' });
     assert.match(metrics.body, new RegExp(`extrema_encoder_direct_requests_total ${encoder.stats().direct}\\b`));
+    assert.match(metrics.body, new RegExp(`extrema_encoder_main_thread_decoded_total ${encoder.stats().mainThreadDecoded}\\b`));
   } finally {
     await encoder.close();
+  }
+});
+
+test('mainThreadPixels 0 sends every busy-time image to the decoding thread, with the same features; bad values are refused', async () => {
+  const { bodies, expected } = await imageFolder('no-main-decode', 8, 60, 8);
+  await assert.rejects(Encoder.open({ checkpoint: tiny, mainThreadPixels: -1 }), (e) => e instanceof RangeError && /"mainThreadPixels"/.test(e.message));
+  await assert.rejects(Encoder.open({ checkpoint: tiny, mainThreadPixels: 1.5 }), (e) => e instanceof RangeError && /"mainThreadPixels"/.test(e.message));
+  for (const mainThreadPixels of [0, 255]) {
+    // 255: below the 16 x 16 PNGs; 0: never.
+    const encoder = await Encoder.open({ checkpoint: tiny, mainThreadPixels });
+    try {
+      const rows = await Promise.all(Array.from({ length: 24 }, (_, i) => encoder.embed(bodies[i % 8]!)));
+      const s = encoder.stats();
+      assert.equal(s.direct, 1);
+      assert.equal(s.mainThreadDecoded, 0, `mainThreadPixels ${mainThreadPixels}: no image decoded on the main thread`);
+      const worst = Math.max(...rows.map((row, i) => Math.max(...Array.from(row, (v, j) => Math.abs(v - expected[(i % 8) * 16 + j]!)))));
+      assert.ok(worst <= 1e-6, `largest difference from embedToFile is ${worst}`);
+    } finally {
+      await encoder.close();
+    }
   }
 });
 

@@ -121,8 +121,9 @@ test('8 concurrent clients over HTTP get the features embedToFile writes; multip
     assert.match(metrics, /extrema_encoder_batch_size_bucket\{le="8"\} \d+/);
     assert.match(metrics, /extrema_http_request_duration_seconds_bucket\{le="[\d.]+",route="\/v1\/embed"\}/);
     assert.match(metrics, /extrema_encoder_queue_depth 0/);
-    // A wait of 20 ms for batches to fill: no request skips the decoding thread.
+    // A wait of 20 ms for batches to fill: no request goes straight to the model thread.
     assert.match(metrics, /extrema_encoder_direct_requests_total 0/);
+    assert.match(metrics, new RegExp(`extrema_encoder_main_thread_decoded_total ${encoder.stats().mainThreadDecoded}\\b`));
     const batches = Number(/extrema_encoder_batch_size_count (\d+)/.exec(metrics)![1]);
     assert.equal(batches, encoder.stats().batches, 'every batch observed once');
   } finally {
