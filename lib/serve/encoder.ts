@@ -3,7 +3,9 @@
 // also resolves with its top classes. The model lives in a worker thread (./worker),
 // so a forward pass never blocks the event loop. A request that finds the
 // model idle goes straight to that thread, which decodes its image and
-// computes it: the fewest thread hops for a lone request. A request that
+// computes it: the fewest thread hops for a lone request, and the cheapest,
+// through shared memory (./lane) when it is an encoded image to embed of at
+// most 256 KB. A request that
 // arrives while the model is busy goes to a second thread (./decode-worker),
 // which decodes it while the model computes the batch before, unless it is
 // a small plain PNG (mainThreadPixels): the main thread decodes those
@@ -17,14 +19,15 @@
 // cancelled. The default wait is 0: an idle model takes a request at once,
 // and batches form from the requests that arrive while it is busy (waiting
 // only delays lone requests; measured in bench/serve.ts). With a wait above
-// 0 every request takes the decoding thread, so that an idle model waits
-// for its batch to fill as asked.
+// 0 every request takes the decoding thread (or is decoded here), so that
+// an idle model waits for its batch to fill as asked.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { nonNegativeFinite, nonNegativeInt, positiveFinite, positiveInt } from '../checks';
 import { describe } from '../tensor/dtype';
 import { scope } from '../tensor/scope';
 import { Tensor } from '../tensor/tensor';
+import { Lane, LANE_INPUT_BYTES } from './lane';
 import { decodeSmallPng } from './prepare';
 
 export interface EncoderOptions {
@@ -166,6 +169,8 @@ export interface WorkerInit {
   normalize: boolean;
   packWeights: boolean;
   trace: boolean;
+  /** The largest image the model thread decodes for the lane (see ./lane). */
+  maxPixels: number;
 }
 
 /** @internal a batch of prepared items, or one request's image for the idle model to prepare and compute */
@@ -176,7 +181,7 @@ export type ToWorker =
 
 /** @internal */
 export type FromWorker =
-  | { type: 'ready'; width: number; size: number; channels: number; warmupMs: number; packedLinears: number; traced: boolean; classifier: { classes: string[] | null; numClasses: number } | null }
+  | { type: 'ready'; lane: SharedArrayBuffer; width: number; size: number; channels: number; warmupMs: number; packedLinears: number; traced: boolean; classifier: { classes: string[] | null; numClasses: number } | null }
   | { type: 'fatal'; message: string }
   // features: the rows of the embedded items, packed in order; top: each classified item's classes
   | { type: 'result'; id: number; features: Float32Array<ArrayBuffer>; top: (Classification[] | null)[]; computeMs: number }
@@ -274,6 +279,8 @@ export class Encoder {
   private readonly counts = { batches: 0, requests: 0, direct: 0, mainThreadDecoded: 0, computeMs: 0, maxComputeMs: 0, sizes: [] as number[] };
   /** Smoothed wall time of a batch round trip, for QueueFullError.retryAfterMs. */
   private batchMs: number;
+  /** Shared memory with the model thread, for a lone request (./lane). */
+  private readonly lane: Lane;
 
   private constructor(
     private readonly worker: Worker,
@@ -291,6 +298,7 @@ export class Encoder {
     this.numClasses = ready.classifier?.numClasses ?? null;
     this.classes = ready.classifier?.classes === null || ready.classifier === null ? null : Object.freeze([...ready.classifier.classes]);
     this.batchMs = ready.warmupMs + o.maxWaitMs;
+    this.lane = new Lane(ready.lane, ready.width);
     this.exited = Promise.all([worker, decoder].map((w) => new Promise<void>((resolve) => w.once('exit', () => resolve())))).then(() => undefined);
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (e) => this.stop(new ClosedError(`The encoder's worker failed: ${e.message}`, { cause: e })));
@@ -316,7 +324,7 @@ export class Encoder {
     };
     const init: WorkerInit = {
       checkpoint: path.resolve(options.checkpoint), which, device: options.device ?? 'cpu', normalize: options.normalize ?? false,
-      packWeights: options.packWeights ?? true,
+      packWeights: options.packWeights ?? true, maxPixels: o.maxPixels,
       // A wrong device is the worker's to report (assertDevice); here it only decides the default.
       trace: options.trace ?? (options.device === undefined || (typeof options.device === 'string' && options.device.startsWith('cpu'))),
       ...(options.heads !== undefined ? { heads: positiveInt(options.heads, '"heads"') } : {}),
@@ -442,7 +450,7 @@ export class Encoder {
         // The decoder goes once the model thread has exited on its own: its exit
         // would otherwise stop() the encoder and terminate the model thread mid-dispose.
         this.worker.once('exit', () => void this.decoder.terminate());
-        this.worker.postMessage({ type: 'close' } satisfies ToWorker);
+        this.post({ type: 'close' }, []);
       } else {
         this.stop(new ClosedError('The encoder was closed before this request finished'));
       }
@@ -500,8 +508,16 @@ export class Encoder {
       };
       if (this.modelIdle()) {
         this.counts.direct++;
-        this.dispatch([req], (id) => ({ type: 'image', id, item: image, maxPixels: this.o.maxPixels, ...(topK === undefined ? {} : { topK }) }),
-          [image.bytes.buffer as ArrayBuffer]);
+        if (image.kind === 'encoded' && topK === undefined && image.bytes.length <= LANE_INPUT_BYTES) {
+          this.dispatch([req], (id) => this.lane.send(id, image.bytes).then(() => {
+            const answer = this.lane.answer(id);
+            // null: a bad image or a failure, which the model thread answers as a message.
+            if (answer !== null) this.onMessage({ type: 'result', id, features: answer.features, top: [null], computeMs: answer.computeMs });
+          }));
+        } else {
+          this.dispatch([req], (id) => this.post({ type: 'image', id, item: image, maxPixels: this.o.maxPixels, ...(topK === undefined ? {} : { topK }) },
+            [image.bytes.buffer as ArrayBuffer]));
+        }
         return;
       }
       const target = { size: this.size, channels: this.channels as 1 | 3, maxPixels: this.o.maxPixels };
@@ -566,17 +582,23 @@ export class Encoder {
     if (this.inFlight !== null || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.o.maxBatch);
     const items: ModelItem[] = batch.map((r) => (r.topK === undefined ? { pixels: r.pixels! } : { pixels: r.pixels!, topK: r.topK }));
-    this.dispatch(batch, (id) => ({ type: 'batch', id, items }), items.map((it) => it.pixels.buffer as ArrayBuffer));
+    this.dispatch(batch, (id) => this.post({ type: 'batch', id, items }, items.map((it) => it.pixels.buffer as ArrayBuffer)));
   }
 
-  /** Hands `batch` to the worker as message(id), the only one in flight. */
-  private dispatch(batch: Request[], message: (id: number) => ToWorker, transfer: ArrayBuffer[]): void {
+  /** Hands `batch` to the worker (send(id)), the only one in flight. */
+  private dispatch(batch: Request[], send: (id: number) => void): void {
     this.inFlight = batch;
     this.counts.batches++;
     this.counts.sizes[batch.length] = (this.counts.sizes[batch.length] ?? 0) + 1;
     const id = ++this.batchId;
     this.sentAt = performance.now();
-    this.worker.postMessage(message(id), transfer);
+    send(id);
+  }
+
+  /** A message to the model thread, with its doorbell rung: the idle thread sleeps on it (./lane). */
+  private post(message: ToWorker, transfer: ArrayBuffer[]): void {
+    this.worker.postMessage(message, transfer);
+    this.lane.ring();
   }
 
   private onMessage(m: FromWorker): void {

@@ -5,9 +5,11 @@
 // pixels the decoding thread (./decode-worker) already brought to the
 // model's size; a request that found the model idle comes alone, as its
 // image, and is prepared here first (./prepare): that spares it the round
-// trip through the decoding thread, which only pays off while the model is busy.
+// trip through the decoding thread, which only pays off while the model is
+// busy. Such a request comes through shared memory (./lane) when it can,
+// and the idle thread sleeps on the lane's doorbell, not in its event loop.
 import * as fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { inferenceMode } from '../autograd';
 import type { ImageDataset } from '../data/dataset';
 import { defaultNormalization, normalizeNhwc, pixelTensor, type Normalization } from '../data/preprocess';
@@ -15,6 +17,7 @@ import { loadEncoder } from '../extrema/checkpoint';
 import { CLASSIFIER_FORMAT, loadClassifier } from '../eval/classifier-checkpoint';
 import { predictDataset, storedNormalization } from '../eval/predict';
 import { packForInference } from '../nn/pack-for-inference';
+import { Lane } from './lane';
 import { TraceCache } from './trace-cache';
 import { setNumThreads } from '../runtime/device-runtime';
 import { assertDevice, type Device } from '../tensor/device';
@@ -27,6 +30,8 @@ import { preparationError, prepareImage } from './prepare';
 const init = workerData as WorkerInit;
 /** Operator traces the worker keeps, one per batch size (200-300 KB each for the demo model, besides the weights they share with it). */
 const MAX_TRACES = 64;
+/** Longest the idle thread sleeps on its doorbell before its event loop turns once. */
+const IDLE_SLEEP_MS = 500;
 const port = parentPort;
 if (port === null) throw new Error('lib/serve/worker is the Encoder\'s worker thread; open it with Encoder.open');
 
@@ -184,10 +189,23 @@ function main(): void {
     return serve(msg.id, [msg.topK === undefined ? { pixels } : { pixels, topK: msg.topK }]);
   }
 
-  // Batches are handled one at a time, in order; the main thread sends the next only after this one's result.
+  // Work is handled one piece at a time, in order: a batch or an image from
+  // a message, or the lane's request. The main thread sends the next only
+  // after this one's answer.
+  const lane = Lane.create(model.width);
   let chain = Promise.resolve();
-  port!.on('message', (msg: ToWorker) => {
+  /** Work taken but not yet answered. */
+  let busy = 0;
+  let closed = false;
+  const then = (work: () => Promise<void>): void => {
+    busy++;
+    chain = chain.then(work).finally(() => {
+      if (--busy === 0) idleSoon();
+    });
+  };
+  const handle = (msg: ToWorker): void => {
     if (msg.type === 'close') {
+      closed = true;
       chain = chain.then(() => {
         traces.dispose();
         model.dispose();
@@ -195,7 +213,7 @@ function main(): void {
       });
       return;
     }
-    chain = chain.then(async () => {
+    then(async () => {
       let reply: FromWorker;
       try {
         reply = msg.type === 'image' ? await serveImage(msg) : await serve(msg.id, msg.items);
@@ -204,11 +222,56 @@ function main(): void {
       }
       port!.postMessage(reply, reply.type === 'result' ? [reply.features.buffer] : []);
     });
-  });
+  };
+  /** The lane's request: answered in the lane, or, when it is not a result, as a message. */
+  const handleLane = ({ id, bytes }: { id: number; bytes: Uint8Array }): void => {
+    then(async () => {
+      let reply: FromWorker;
+      try {
+        reply = await serveImage({ type: 'image', id, item: { kind: 'encoded', bytes }, maxPixels: init.maxPixels });
+      } catch (e) {
+        reply = { type: 'failed', id, message: (e as Error)?.message ?? String(e) };
+      }
+      if (reply.type === 'result') return lane.answerWith(reply.features, reply.computeMs);
+      lane.answerByMessage();
+      port!.postMessage(reply);
+    });
+  };
+  port!.on('message', handle);
+  // Idle, this thread sleeps on the lane's doorbell (a futex) instead of in
+  // its event loop, and takes what woke it synchronously: the lane's request,
+  // or messages with receiveMessageOnPort. The event loop turns again as
+  // soon as there is work, which may await (sharp's decoding, classify).
+  let idleScheduled = false;
+  const takeWork = (): boolean => {
+    let taken = false;
+    for (let m = receiveMessageOnPort(port!); m !== undefined; m = receiveMessageOnPort(port!)) {
+      handle(m.message as ToWorker);
+      taken = true;
+    }
+    const request = lane.take();
+    if (request !== null) handleLane(request);
+    return taken || request !== null;
+  };
+  const idle = (): void => {
+    idleScheduled = false;
+    if (busy > 0 || closed) return;
+    const count = lane.rung();
+    if (takeWork()) return;
+    // Bounded, so that the event loop still turns now and then.
+    lane.sleep(count, IDLE_SLEEP_MS);
+    if (!takeWork()) idleSoon();
+  };
+  function idleSoon(): void {
+    if (idleScheduled || closed) return;
+    idleScheduled = true;
+    setImmediate(idle);
+  }
+  idleSoon();
   const classifier = model.classifier === null ? null : { classes: model.classifier.classes, numClasses: model.classifier.numClasses };
   // The warm-up pass recorded the first trace, or found that this model cannot be traced.
   const traced = init.trace && traces.refused === null;
-  port!.postMessage({ type: 'ready', width: model.width, size, channels, warmupMs, packedLinears, traced, classifier } satisfies FromWorker);
+  port!.postMessage({ type: 'ready', lane: lane.shared, width: model.width, size, channels, warmupMs, packedLinears, traced, classifier } satisfies FromWorker);
 }
 
 try {

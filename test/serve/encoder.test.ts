@@ -12,6 +12,7 @@ import { ExtremaModel, saveCheckpoint, type ExtremaConfigInput } from '../../lib
 import { embedToFile } from '../../lib/eval/embed';
 import { loadSafetensors } from '../../lib/io/safetensors';
 import { ClosedError, createServer, Encoder, InputError, QueueFullError, TimeoutError } from '../../lib/serve';
+import { LANE_INPUT_BYTES } from '../../lib/serve/lane';
 import { tmpDir } from '../helpers/oracle';
 import { noise, pngHeader } from '../helpers/images';
 
@@ -141,6 +142,35 @@ test('a request that finds the model idle is decoded in the model\'s thread: the
     const metrics = await createServer(encoder, { logLevel: 'silent' }).inject({ method: 'GET', url: '/metrics' });
     assert.match(metrics.body, new RegExp(`extrema_encoder_direct_requests_total ${encoder.stats().direct}\\b`));
     assert.match(metrics.body, new RegExp(`extrema_encoder_main_thread_decoded_total ${encoder.stats().mainThreadDecoded}\\b`));
+  } finally {
+    await encoder.close();
+  }
+});
+
+test('a lone image too big for the shared-memory lane goes to the model thread as a message, with embedToFile\'s features', async () => {
+  const imgs = path.join(dir, 'big');
+  fs.mkdirSync(imgs);
+  // Noise does not compress: 320 x 320 RGB is about 300 KB of PNG, over the lane's 256 KB.
+  const body = await encodeImage(320, 320, 77, 'png');
+  assert.ok(body.length > LANE_INPUT_BYTES, `${body.length} bytes`);
+  const small = await encodeImage(20, 30, 78, 'png');
+  fs.writeFileSync(path.join(imgs, 'a.png'), body);
+  fs.writeFileSync(path.join(imgs, 'b.png'), small);
+  const out = path.join(dir, 'big.safetensors');
+  await embedToFile({ checkpoint: tiny, images: imgs, out, batchSize: 2 });
+  const { tensors } = loadSafetensors(out);
+  const expected = tensors.get('features')!.toTypedArray<'float32'>();
+  for (const x of tensors.values()) x.dispose();
+  const encoder = await Encoder.open({ checkpoint: tiny });
+  try {
+    // Alone, one after the other: the big one as a message, the small one through the lane, then the big one again.
+    const rows = [await encoder.embed(body), await encoder.embed(small), await encoder.embed(body)];
+    assert.equal(encoder.stats().direct, 3);
+    rows.forEach((row, i) => {
+      const e = expected.subarray((i % 2) * 16, (i % 2) * 16 + 16);
+      const worst = Math.max(...Array.from(row, (v, j) => Math.abs(v - e[j]!)));
+      assert.ok(worst <= 1e-6, `request ${i}: largest difference from embedToFile is ${worst}`);
+    });
   } finally {
     await encoder.close();
   }
