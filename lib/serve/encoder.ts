@@ -513,7 +513,7 @@ export class Encoder {
             const answer = this.lane.answer(id);
             // null: a bad image or a failure, which the model thread answers as a message.
             if (answer !== null) this.onMessage({ type: 'result', id, features: answer.features, top: [null], computeMs: answer.computeMs });
-          }));
+          }).catch((e: unknown) => this.stop(new ClosedError(`The encoder failed on its answer: ${(e as Error)?.message ?? String(e)}`, { cause: e }))));
         } else {
           this.dispatch([req], (id) => this.post({ type: 'image', id, item: image, maxPixels: this.o.maxPixels, ...(topK === undefined ? {} : { topK }) },
             [image.bytes.buffer as ArrayBuffer]));

@@ -199,7 +199,9 @@ function main(): void {
   let closed = false;
   const then = (work: () => Promise<void>): void => {
     busy++;
-    chain = chain.then(work).finally(() => {
+    // work answers its own errors; one that escapes (a reply that cannot be
+    // posted) is the main thread's timeout to report, and must not stop the chain.
+    chain = chain.then(work).catch(() => undefined).finally(() => {
       if (--busy === 0) idleSoon();
     });
   };
@@ -229,10 +231,10 @@ function main(): void {
       let reply: FromWorker;
       try {
         reply = await serveImage({ type: 'image', id, item: { kind: 'encoded', bytes }, maxPixels: init.maxPixels });
+        if (reply.type === 'result') return lane.answerWith(reply.features, reply.computeMs);
       } catch (e) {
         reply = { type: 'failed', id, message: (e as Error)?.message ?? String(e) };
       }
-      if (reply.type === 'result') return lane.answerWith(reply.features, reply.computeMs);
       lane.answerByMessage();
       port!.postMessage(reply);
     });
