@@ -295,13 +295,14 @@ function batching(bounds: number[], before: BatchCounts, after: BatchCounts): Ba
   return { mean: sum / total, dist: parts.join(', ') };
 }
 
+/** The middle value (the lower of the two middles of an even count). */
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
+
 /**
  * One table: a row per server and concurrency, then extrema's ratios to each
  * other server (req/s: above 1.00x extrema serves more; latency: below 1.00x
  * extrema answers sooner).
  */
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
-
 function table(rows: Row[], concurrencies: number[], rounds: number): void {
   const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}x` : '-');
   // The machine's speed drifts by more than 10% over minutes; two servers measured back to back

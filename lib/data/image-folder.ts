@@ -169,6 +169,11 @@ export function grayToRgb(gray: Uint8Array): Uint8Array {
   return out;
 }
 
+/** HWC pixels with `from` channels as `to` channels (1 or 3): rgbToGray, grayToRgb, or the same array. */
+export function withChannels(data: Uint8Array, from: 1 | 3, to: 1 | 3): Uint8Array {
+  return from === to ? data : to === 1 ? rgbToGray(data) : grayToRgb(data);
+}
+
 /**
  * Decodes an image file to HWC uint8 with sharp (the first frame of an
  * animation). Transparency is flattened onto white rather than dropped:
@@ -195,7 +200,7 @@ export async function decodeImage(file: string | Uint8Array, options: DecodeOpti
   // Small plain PNGs skip sharp: the same pixels, without its fixed cost (lib/io/png.ts).
   const plain = await plainPng(file, options.maxPixels);
   if (plain !== null) {
-    data = plain.channels === channels ? plain.data : channels === 1 ? rgbToGray(plain.data) : grayToRgb(plain.data);
+    data = withChannels(plain.data, plain.channels, channels);
     ({ width, height } = plain);
   } else {
     try {

@@ -10,9 +10,9 @@
 // Who writes what: the main thread writes a request (input, length, id) and
 // sets REQUEST; the model thread sets TAKEN, and when done either writes
 // the features and sets ANSWER, or sets ANSWERED_BY_MESSAGE and then posts
-// its answer (a bad image, a failure)
-// as a message. Only one lane request is out at a time (the Encoder sends one
-// only while nothing is in flight), so the two never write at once.
+// its answer (a bad image, a failure) as a message. Only one lane request
+// is out at a time (the Encoder sends one only while nothing is in flight),
+// so the two never write at once.
 
 /** Int32 slots of the control block. */
 const BELL = 0;

@@ -4,7 +4,7 @@
 // decoding thread (./decode-worker) while the model is busy, and the model's
 // own thread (./worker) for a request that finds the model idle; and the
 // main thread itself for a small plain PNG (decodeSmallPng).
-import { decodeImage, grayToRgb, rgbToGray } from '../data/image-folder';
+import { decodeImage, withChannels } from '../data/image-folder';
 import { cropWithoutResize, resizeShorterAndCenterCrop } from '../data/preprocess';
 import { decodePlainPng } from '../io/png';
 import type { RawImage } from './encoder';
@@ -15,9 +15,7 @@ export interface Target { size: number; channels: 1 | 3; maxPixels: number }
 /** The model's input pixels (size x size x channels, uint8) of one image. */
 export async function prepareImage(item: RawImage, to: Target): Promise<Uint8Array> {
   if (item.kind === 'pixels') {
-    let data = item.bytes;
-    if (item.channels === 3 && to.channels === 1) data = rgbToGray(data);
-    else if (item.channels === 1 && to.channels === 3) data = grayToRgb(data);
+    const data = withChannels(item.bytes, item.channels, to.channels);
     return resizeShorterAndCenterCrop(data, item.height, item.width, to.channels, to.size);
   }
   return (await decodeImage(item.bytes, { channels: to.channels, size: to.size, maxPixels: to.maxPixels })).data;
@@ -44,9 +42,7 @@ export function decodeSmallPng(bytes: Uint8Array, pixels: number, to: Target): {
   if (limit < 1 || bytes.length > limit * 4 + 4096) return null;
   const png = decodePlainPng(bytes, limit);
   if (png === null) return null;
-  let data = png.data;
-  if (png.channels === 3 && to.channels === 1) data = rgbToGray(data);
-  else if (png.channels === 1 && to.channels === 3) data = grayToRgb(data);
+  const data = withChannels(png.data, png.channels, to.channels);
   const ready = cropWithoutResize(data, png.height, png.width, to.channels, to.size);
   if (ready !== null) return { ready };
   return { pixels: { kind: 'pixels', bytes: data, height: png.height, width: png.width, channels: to.channels } };
